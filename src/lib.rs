@@ -1,0 +1,29 @@
+//! Clockface: a face-attendance kiosk appliance.
+//!
+//! An employee taps a badge (or types a PIN) and looks at the camera; the kiosk verifies them on
+//! the device and records a signed, hash-chained check-in to SQLite that survives power loss,
+//! then syncs batches to the enterprise backend. This crate is the whole appliance; `main.rs`
+//! only parses the command line.
+//!
+//! Module map:
+//! - [`config`] — the TOML config file: defaults, validation that reports every problem at once.
+//! - [`clock`] — wall time, synchronised flag (`adjtimex`), boot id, monotonic time;
+//!   [`clock::SimClock`] for tests.
+//! - [`store`] — SQLite store in the data dir: migrations, device identity and keys, signed
+//!   check-in records ([`store::record`]), signed audit log ([`store::audit`]), chain
+//!   verification ([`store::chain`]), roster with consent and sealed templates
+//!   ([`store::roster`]), export ([`store::export`]).
+//! - [`commands`] — what each CLI subcommand does, with output written to a caller's writer.
+//! - [`bench`] — benchmarks that print figures (never asserted in tests).
+//! - [`demo`] — the embedded default run: a scripted session against a temporary store.
+//! - [`error`] — the error type and its retry/alert/reject classification.
+
+pub mod bench;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result};

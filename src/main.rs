@@ -1,0 +1,195 @@
+//! `clockface` command line: parses arguments and calls the library. No logic lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use clockface::commands::{self, ConfigSource};
+use clockface::store::export::ExportFormat;
+use clockface::{Error, ErrorKind};
+
+/// Clockface face-attendance kiosk.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Config file [default: /etc/clockface/clockface.toml].
+    #[arg(long, global = true, env = "CLOCKFACE_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Data dir, overriding store.data_dir (enough on its own to inspect a copied store).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the embedded default: a scripted session against a temporary store.
+    Demo {
+        /// Keep the demo store in this directory instead of a temporary one.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+    /// Check the config file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCmd,
+    },
+    /// Recompute every chain link and signature; name the first bad record.
+    Verify {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export check-ins (records with since <= time < until) to stdout or a file.
+    Export {
+        /// Start, inclusive: YYYY-MM-DD (UTC) or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        /// End, exclusive: YYYY-MM-DD (UTC) or RFC 3339.
+        #[arg(long)]
+        until: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        /// Write here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Device identity and store figures.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCmd,
+    },
+    /// Benchmarks that print figures.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Report every problem in a config file at once; non-zero exit when there are any.
+    Check {
+        /// File to check [default: --config or /etc/clockface/clockface.toml].
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// Device id, public key and store statistics.
+    Show {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Durable check-ins per second, bytes per record, verify time and memory.
+    Store {
+        /// Durable (one fsync each) appends to time.
+        #[arg(long, default_value_t = 2000)]
+        durable: u64,
+        /// Size of the store to verify.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+    },
+    /// Append records one by one to the configured store, printing `ack SEQ` after each.
+    Append {
+        /// How many records.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        /// Print an acknowledgement line after each durable append.
+        #[arg(long)]
+        print_acks: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let source = ConfigSource {
+        config: cli.config.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
+    match run(cli.command, &source) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clockface: {e}");
+            match e.kind() {
+                ErrorKind::RejectInput => ExitCode::from(2),
+                ErrorKind::Retry => ExitCode::from(75),
+                ErrorKind::Alert => ExitCode::from(1),
+            }
+        }
+    }
+}
+
+fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    let load = || -> Result<_, Error> {
+        let cfg = source.load()?;
+        commands::init_logging(&cfg.log.level);
+        Ok(cfg)
+    };
+    match cmd {
+        Cmd::Demo { keep } => {
+            commands::init_logging("info");
+            clockface::demo::run(keep.as_deref(), &mut stdout)
+        }
+        Cmd::Config {
+            command: ConfigCmd::Check { path },
+        } => {
+            let path = path
+                .or_else(|| source.config.clone())
+                .unwrap_or_else(|| clockface::config::DEFAULT_CONFIG_PATH.into());
+            commands::config_check(&path, &mut stdout)
+        }
+        Cmd::Verify { json } => commands::verify(&load()?, json, &mut stdout).map(drop),
+        Cmd::Export {
+            since,
+            until,
+            format,
+            output,
+        } => {
+            let cfg = load()?;
+            match output {
+                Some(path) => {
+                    let mut f = std::io::BufWriter::new(
+                        std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?,
+                    );
+                    commands::export(&cfg, since.as_deref(), until.as_deref(), format, &mut f)?;
+                    use std::io::Write;
+                    f.flush().map_err(|e| Error::io(&path, e))
+                }
+                None => commands::export(
+                    &cfg,
+                    since.as_deref(),
+                    until.as_deref(),
+                    format,
+                    &mut stdout,
+                )
+                .map(drop),
+            }
+        }
+        Cmd::Device {
+            command: DeviceCmd::Show { json },
+        } => commands::device_show(&load()?, json, &mut stdout).map(drop),
+        Cmd::Bench {
+            command: BenchCmd::Store { durable, records },
+        } => {
+            commands::init_logging("warn");
+            clockface::bench::store(durable, records, &mut stdout)
+        }
+        Cmd::Bench {
+            command: BenchCmd::Append { count, print_acks },
+        } => {
+            let cfg = load()?;
+            let opts = clockface::store::StoreOptions::from_config(&cfg);
+            clockface::bench::append(&opts, count, print_acks, &mut stdout)
+        }
+    }
+}

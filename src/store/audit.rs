@@ -1,0 +1,168 @@
+//! The signed, hash-chained audit log: every admin action and biometric lifecycle event.
+//!
+//! Entries use the same chain discipline as check-in records (sequence, previous hash, Ed25519
+//! signature by the device key) in a chain of their own, so `clockface verify` proves the log
+//! was neither edited nor trimmed in the middle. An entry names the actor and the subject by id
+//! only; `detail` is a short JSON object and must never hold biometric data or a PIN.
+//!
+//! Format v1: `"CFA1"`, uuid\[16\], device_id\[16\], seq u64, wall_ms i64, clock_synced u8,
+//! actor str, action str, subject str, detail str, prev_hash\[32\], signature\[64\].
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::codec::{Reader, Writer};
+use crate::error::{Error, Result};
+
+/// Magic and format version at the start of every audit entry.
+pub const AUDIT_MAGIC: &[u8; 4] = b"CFA1";
+
+/// What a caller supplies for a new audit entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAudit {
+    /// Who did it: an admin's employee id, "system" or "cli".
+    pub actor: String,
+    /// What happened, a snake_case verb (`consent_given`, `template_enrolled`, ...).
+    pub action: String,
+    /// Whom or what it concerned (an employee id, a setting key), or "".
+    pub subject: String,
+    /// A small JSON object with non-personal details, or "{}".
+    pub detail: String,
+}
+
+impl NewAudit {
+    /// Builds an entry with an empty detail object.
+    pub fn new(actor: &str, action: &str, subject: &str) -> Self {
+        NewAudit {
+            actor: actor.into(),
+            action: action.into(),
+            subject: subject.into(),
+            detail: "{}".into(),
+        }
+    }
+
+    /// Rejects malformed fields before anything is signed.
+    pub fn validate(&self) -> Result<()> {
+        let code_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 48
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        if !code_ok(&self.action) {
+            return Err(Error::invalid(
+                "audit action",
+                format!("{:?} must be a snake_case code", self.action),
+            ));
+        }
+        for (what, v) in [
+            ("audit actor", &self.actor),
+            ("audit subject", &self.subject),
+        ] {
+            if v.chars().count() > 64 || v.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    what,
+                    format!("{v:?} must be at most 64 printable characters"),
+                ));
+            }
+        }
+        if self.detail.len() > 4096
+            || serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&self.detail)
+                .is_err()
+        {
+            return Err(Error::invalid(
+                "audit detail",
+                "must be a JSON object of at most 4 KiB",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A complete, signed audit entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    /// Unique id (UUIDv7).
+    pub uuid: Uuid,
+    /// The kiosk that wrote it.
+    pub device_id: Uuid,
+    /// Position in the audit chain, from 1.
+    pub seq: u64,
+    /// Wall time, Unix milliseconds.
+    pub wall_ms: i64,
+    /// Whether the wall clock was synchronised.
+    pub clock_synced: bool,
+    /// Who did it.
+    pub actor: String,
+    /// What happened.
+    pub action: String,
+    /// Whom it concerned.
+    pub subject: String,
+    /// JSON details.
+    pub detail: String,
+    /// SHA-256 of the previous entry's bytes.
+    #[serde(skip)]
+    pub prev_hash: [u8; 32],
+    /// Ed25519 signature over the preceding bytes.
+    #[serde(skip)]
+    pub signature: [u8; 64],
+}
+
+impl AuditEntry {
+    /// The bytes the signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.bytes(AUDIT_MAGIC)
+            .bytes(self.uuid.as_bytes())
+            .bytes(self.device_id.as_bytes())
+            .u64(self.seq)
+            .i64(self.wall_ms)
+            .u8(self.clock_synced as u8)
+            .str(&self.actor)
+            .str(&self.action)
+            .str(&self.subject)
+            .str(&self.detail)
+            .bytes(&self.prev_hash);
+        w.finish()
+    }
+
+    /// Signed part then signature.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = self.signed_bytes();
+        b.extend_from_slice(&self.signature);
+        b
+    }
+
+    /// Parses canonical bytes.
+    pub fn decode(bytes: &[u8]) -> Result<AuditEntry> {
+        let mut r = Reader::new(bytes);
+        let magic: [u8; 4] = r.array("magic")?;
+        if &magic != AUDIT_MAGIC {
+            return Err(Error::invalid("audit entry", "bad magic/version"));
+        }
+        let e = AuditEntry {
+            uuid: Uuid::from_bytes(r.array("uuid")?),
+            device_id: Uuid::from_bytes(r.array("device id")?),
+            seq: r.u64("seq")?,
+            wall_ms: r.i64("wall time")?,
+            clock_synced: match r.u8("clock synced")? {
+                0 => false,
+                1 => true,
+                b => {
+                    return Err(Error::invalid(
+                        "clock synced",
+                        format!("byte {b} is not 0 or 1"),
+                    ));
+                }
+            },
+            actor: r.str("actor")?,
+            action: r.str("action")?,
+            subject: r.str("subject")?,
+            detail: r.str("detail")?,
+            prev_hash: r.array("previous hash")?,
+            signature: r.array("signature")?,
+        };
+        r.end()?;
+        Ok(e)
+    }
+}

@@ -1,0 +1,407 @@
+//! Signed check-in records: the canonical, versioned byte format and its fields.
+//!
+//! A record is what the backend pays people from, so it carries everything needed to trust it
+//! later without trusting the kiosk's database: who, when (wall time, whether the clock was
+//! synchronised, boot id and monotonic time), how (method, scores, policy version), its place in
+//! the per-device chain (sequence number and the previous record's SHA-256) and an Ed25519
+//! signature by the device key over all of that. Failed attempts are records too, with a reason
+//! and never any biometric data.
+//!
+//! Format v1, in this order (integers big-endian; str = u16 length + UTF-8;
+//! opt-f32 = presence byte + f32 bits):
+//! `"CFR1"`, uuid\[16\] (v7), device_id\[16\], seq u64, outcome u8, employee_id str,
+//! direction u8, method u8, reason str, wall_ms i64, clock_synced u8, boot_id\[16\],
+//! monotonic_ns u64, liveness opt-f32, match_score opt-f32, policy_version u32,
+//! prev_hash\[32\], signature\[64\]. The signature covers every byte before it; the record's
+//! hash is the SHA-256 of all its bytes, signature included.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::codec::{Reader, Writer};
+use crate::error::{Error, Result};
+
+/// Magic and format version at the start of every record.
+pub const RECORD_MAGIC: &[u8; 4] = b"CFR1";
+/// Length of an Ed25519 signature, always the last bytes of a record or audit entry.
+pub const SIGNATURE_LEN: usize = 64;
+
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $code:literal, $text:literal;)+ }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $variant = $code,)+ }
+
+        impl $name {
+            /// Byte used in the canonical encoding.
+            pub fn code(self) -> u8 { self as u8 }
+            /// Decodes the canonical byte.
+            pub fn from_code(code: u8) -> Result<Self> {
+                match code {
+                    $($code => Ok($name::$variant),)+
+                    _ => Err(Error::invalid(stringify!($name), format!("unknown code {code}"))),
+                }
+            }
+            /// Stable lower-case name used in exports and the sync protocol.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(Error::invalid(stringify!($name), format!("{s:?} is not one of: {}", [$($text),+].join(", ")))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+wire_enum! {
+    /// Whether the attempt produced an attendance record or was refused.
+    Outcome {
+        /// The person was verified; this is attendance.
+        Accepted = 1, "accepted";
+        /// A failed attempt; `reason` says why.
+        Rejected = 2, "rejected";
+    }
+}
+
+wire_enum! {
+    /// Direction of a check-in, as decided by the kiosk's schedule or the person.
+    Direction {
+        /// Arriving.
+        In = 1, "in";
+        /// Leaving.
+        Out = 2, "out";
+        /// The kiosk did not decide; the backend pairs the events.
+        Auto = 3, "auto";
+    }
+}
+
+wire_enum! {
+    /// How the person was identified and verified.
+    Method {
+        /// Badge names the person, face verifies them (1:1).
+        BadgeFace = 1, "badge_face";
+        /// Badge names the person, PIN verifies them (no biometrics, e.g. no consent).
+        BadgePin = 2, "badge_pin";
+        /// Face alone, identified 1:N over the roster (only where policy allows).
+        FaceOnly = 3, "face_only";
+        /// Employee number typed on the PIN pad plus PIN (lost badge).
+        PinOnly = 4, "pin_only";
+    }
+}
+
+/// The fields a caller supplies for a new record; the store fills in identity, time, chain
+/// position and signature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    /// Accepted attendance or a failed attempt.
+    pub outcome: Outcome,
+    /// The employee, or "" when nobody was identified (unknown badge, no match).
+    pub employee_id: String,
+    /// In, out or auto.
+    pub direction: Direction,
+    /// How the attempt was made.
+    pub method: Method,
+    /// Why a rejected attempt failed, as a snake_case code (`face_mismatch`); "" when accepted.
+    pub reason: String,
+    /// Fused liveness score when a face was checked.
+    pub liveness: Option<f32>,
+    /// Match similarity when a face was compared.
+    pub match_score: Option<f32>,
+}
+
+impl NewRecord {
+    /// Rejects values the canonical format or the privacy rules do not allow.
+    pub fn validate(&self) -> Result<()> {
+        validate_employee_id(&self.employee_id, self.outcome == Outcome::Rejected)?;
+        let reason_ok = self.reason.len() <= 48
+            && self
+                .reason
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !reason_ok {
+            return Err(Error::invalid(
+                "reason",
+                format!(
+                    "{:?} must be a snake_case code of at most 48 characters",
+                    self.reason
+                ),
+            ));
+        }
+        match (self.outcome, self.reason.is_empty()) {
+            (Outcome::Accepted, false) => Err(Error::invalid(
+                "reason",
+                "an accepted check-in carries no failure reason",
+            )),
+            (Outcome::Rejected, true) => Err(Error::invalid(
+                "reason",
+                "a rejected attempt must say why (e.g. face_mismatch)",
+            )),
+            _ => Ok(()),
+        }?;
+        for (name, v) in [
+            ("liveness", self.liveness),
+            ("match_score", self.match_score),
+        ] {
+            if let Some(x) = v {
+                if !x.is_finite() {
+                    return Err(Error::invalid(name, format!("{x} is not a finite number")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks an employee id: 1–64 printable characters (empty allowed only where `may_be_empty`).
+pub fn validate_employee_id(id: &str, may_be_empty: bool) -> Result<()> {
+    if id.is_empty() && may_be_empty {
+        return Ok(());
+    }
+    if id.is_empty() || id.chars().count() > 64 || id.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(
+            "employee id",
+            format!("{id:?} must be 1 to 64 printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A complete, signed check-in record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// Globally unique, time-ordered id (UUIDv7); the backend's idempotency key.
+    pub uuid: Uuid,
+    /// The kiosk that made the record.
+    pub device_id: Uuid,
+    /// Position in this device's chain, from 1, without gaps.
+    pub seq: u64,
+    /// Accepted or rejected.
+    pub outcome: Outcome,
+    /// Who ("" if nobody was identified).
+    pub employee_id: String,
+    /// In, out or auto.
+    pub direction: Direction,
+    /// Badge+face, badge+PIN, ...
+    pub method: Method,
+    /// Failure reason code, "" for accepted records.
+    pub reason: String,
+    /// Wall time in Unix milliseconds.
+    pub wall_ms: i64,
+    /// Whether the kernel reported the wall clock synchronised when the record was made.
+    pub clock_synced: bool,
+    /// Kernel boot id at the time of the record.
+    #[serde(serialize_with = "ser_hex")]
+    pub boot_id: [u8; 16],
+    /// `CLOCK_BOOTTIME` nanoseconds; orders records within one boot even if wall time jumps.
+    pub monotonic_ns: u64,
+    /// Fused liveness score, if a face was checked.
+    pub liveness: Option<f32>,
+    /// Face match similarity, if a face was compared.
+    pub match_score: Option<f32>,
+    /// Version of the policy that produced the verdict.
+    pub policy_version: u32,
+    /// SHA-256 of the previous record's bytes (zeros for the first record).
+    #[serde(serialize_with = "ser_hex")]
+    pub prev_hash: [u8; 32],
+    /// Ed25519 signature over all preceding bytes.
+    #[serde(serialize_with = "ser_hex")]
+    pub signature: [u8; 64],
+}
+
+fn ser_hex<S: serde::Serializer, const N: usize>(
+    v: &[u8; N],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(v))
+}
+
+impl Record {
+    /// The bytes the signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.bytes(RECORD_MAGIC)
+            .bytes(self.uuid.as_bytes())
+            .bytes(self.device_id.as_bytes())
+            .u64(self.seq)
+            .u8(self.outcome.code())
+            .str(&self.employee_id)
+            .u8(self.direction.code())
+            .u8(self.method.code())
+            .str(&self.reason)
+            .i64(self.wall_ms)
+            .u8(self.clock_synced as u8)
+            .bytes(&self.boot_id)
+            .u64(self.monotonic_ns)
+            .opt_f32(self.liveness)
+            .opt_f32(self.match_score)
+            .u32(self.policy_version)
+            .bytes(&self.prev_hash);
+        w.finish()
+    }
+
+    /// The full canonical bytes: signed part then signature.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = self.signed_bytes();
+        b.extend_from_slice(&self.signature);
+        b
+    }
+
+    /// Parses canonical bytes; rejects anything that would not re-encode identically.
+    pub fn decode(bytes: &[u8]) -> Result<Record> {
+        let mut r = Reader::new(bytes);
+        let magic: [u8; 4] = r.array("magic")?;
+        if &magic != RECORD_MAGIC {
+            return Err(Error::invalid(
+                "record",
+                format!("bad magic/version {:?}", String::from_utf8_lossy(&magic)),
+            ));
+        }
+        let rec = Record {
+            uuid: Uuid::from_bytes(r.array("uuid")?),
+            device_id: Uuid::from_bytes(r.array("device id")?),
+            seq: r.u64("seq")?,
+            outcome: Outcome::from_code(r.u8("outcome")?)?,
+            employee_id: r.str("employee id")?,
+            direction: Direction::from_code(r.u8("direction")?)?,
+            method: Method::from_code(r.u8("method")?)?,
+            reason: r.str("reason")?,
+            wall_ms: r.i64("wall time")?,
+            clock_synced: match r.u8("clock synced")? {
+                0 => false,
+                1 => true,
+                b => {
+                    return Err(Error::invalid(
+                        "clock synced",
+                        format!("byte {b} is not 0 or 1"),
+                    ));
+                }
+            },
+            boot_id: r.array("boot id")?,
+            monotonic_ns: r.u64("monotonic time")?,
+            liveness: r.opt_f32("liveness")?,
+            match_score: r.opt_f32("match score")?,
+            policy_version: r.u32("policy version")?,
+            prev_hash: r.array("previous hash")?,
+            signature: r.array("signature")?,
+        };
+        r.end()?;
+        Ok(rec)
+    }
+}
+
+/// SHA-256 of a record's or audit entry's full bytes: what the next entry's `prev_hash` holds.
+pub fn entry_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        Record {
+            uuid: Uuid::now_v7(),
+            device_id: Uuid::new_v4(),
+            seq: 42,
+            outcome: Outcome::Accepted,
+            employee_id: "E1001".into(),
+            direction: Direction::In,
+            method: Method::BadgeFace,
+            reason: String::new(),
+            wall_ms: 1_764_400_000_000,
+            clock_synced: true,
+            boot_id: [3; 16],
+            monotonic_ns: 123_456_789,
+            liveness: Some(0.07),
+            match_score: Some(0.81),
+            policy_version: 2,
+            prev_hash: [9; 32],
+            signature: [5; 64],
+        }
+    }
+
+    #[test]
+    fn canonical_bytes_round_trip() {
+        let rec = sample();
+        let bytes = rec.to_bytes();
+        assert_eq!(&bytes[..4], RECORD_MAGIC);
+        assert_eq!(&bytes[bytes.len() - 64..], &[5; 64]);
+        assert_eq!(Record::decode(&bytes).unwrap(), rec);
+        // Stable layout: a change here is a format change and needs a new version.
+        assert_eq!(
+            bytes.len(),
+            4 + 16 + 16 + 8 + 1 + 7 + 1 + 1 + 2 + 8 + 1 + 16 + 8 + 5 + 5 + 4 + 32 + 64
+        );
+    }
+
+    #[test]
+    fn decode_rejects_trailing_and_bad_codes() {
+        let mut bytes = sample().to_bytes();
+        bytes.push(0);
+        assert!(
+            Record::decode(&bytes)
+                .unwrap_err()
+                .to_string()
+                .contains("trailing")
+        );
+        let mut bytes = sample().to_bytes();
+        bytes[44] = 9; // outcome byte
+        assert!(
+            Record::decode(&bytes)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown code 9")
+        );
+    }
+
+    #[test]
+    fn new_record_validation_names_the_field() {
+        let mut n = NewRecord {
+            outcome: Outcome::Rejected,
+            employee_id: String::new(),
+            direction: Direction::Auto,
+            method: Method::BadgeFace,
+            reason: "unknown_badge".into(),
+            liveness: None,
+            match_score: None,
+        };
+        n.validate().unwrap();
+        n.reason = "Unknown Badge!".into();
+        assert!(n.validate().unwrap_err().to_string().starts_with("reason:"));
+        n.reason = String::new();
+        assert!(
+            n.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("must say why")
+        );
+        n.outcome = Outcome::Accepted;
+        assert!(
+            n.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("employee id")
+        );
+        n.employee_id = "E1".into();
+        n.match_score = Some(f32::NAN);
+        assert!(
+            n.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("match_score")
+        );
+    }
+}

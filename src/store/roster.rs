@@ -1,0 +1,366 @@
+//! The roster: employees, badges, PIN hashes, consent decisions and sealed face templates.
+//!
+//! Every change is written together with its audit entry in one transaction. A face template
+//! can only be stored while the employee's latest consent decision is "given"; declining or
+//! withdrawing consent, or deleting the employee, wipes their templates in the same
+//! transaction (with `secure_delete` on, the bytes are overwritten, not just unlinked).
+//! Templates are sealed under `data.key` and only ever decrypted into memory.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::Store;
+use super::audit::NewAudit;
+use super::keys;
+use super::record::validate_employee_id;
+use crate::error::{Error, Result};
+
+/// An employee as the kiosk knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Employee {
+    /// Stable id from the enterprise (payroll number).
+    pub id: String,
+    /// Name shown on the verdict screen.
+    pub display_name: String,
+    /// Inactive employees cannot check in but keep their history.
+    pub active: bool,
+    /// Admins may enter admin mode with their badge or PIN.
+    pub is_admin: bool,
+}
+
+/// A consent decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consent {
+    /// True when the employee accepted face enrolment.
+    pub given: bool,
+    /// Version of the consent text they read.
+    pub text_version: String,
+    /// Admin who witnessed the decision.
+    pub witness: String,
+    /// When (Unix ms).
+    pub at_ms: i64,
+}
+
+/// A decrypted face template, held only in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    /// Row id.
+    pub id: i64,
+    /// Embedder that produced it.
+    pub model: String,
+    /// The embedding vector.
+    pub vector: Vec<f32>,
+}
+
+/// Normalises a badge id as readers deliver it: separators and spaces removed, upper case.
+/// `"04:a1:b2 c3"` and `"04A1B2C3"` are the same badge.
+pub fn normalise_badge(raw: &str) -> Result<String> {
+    let s: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | ' ' | '\t'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if s.is_empty() || s.len() > 64 || !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(Error::invalid(
+            "badge id",
+            "must be 1 to 64 letters or digits (separators : - and spaces are ignored)",
+        ));
+    }
+    Ok(s)
+}
+
+fn template_aad(employee_id: &str, model: &str) -> Vec<u8> {
+    format!("clockface template v1|{employee_id}|{model}").into_bytes()
+}
+
+impl Store {
+    /// Adds or updates an employee.
+    pub fn upsert_employee(&mut self, actor: &str, e: &Employee) -> Result<()> {
+        validate_employee_id(&e.id, false)?;
+        let n = e.display_name.chars().count();
+        if n == 0 || n > 128 || e.display_name.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "display name",
+                "must be 1 to 128 printable characters",
+            ));
+        }
+        let audit = NewAudit::new(actor, "employee_upserted", &e.id);
+        self.audited(&audit, |tx, _, now| {
+            tx.execute(
+                "INSERT INTO employees (id, display_name, active, is_admin, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET display_name = ?2, active = ?3, is_admin = ?4, updated_ms = ?5",
+                params![e.id, e.display_name, e.active, e.is_admin, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Looks an employee up by id.
+    pub fn employee(&self, id: &str) -> Result<Option<Employee>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, display_name, active, is_admin FROM employees WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(Employee {
+                        id: r.get(0)?,
+                        display_name: r.get(1)?,
+                        active: r.get(2)?,
+                        is_admin: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Deletes an employee; their badges, consents and templates go in the same transaction.
+    /// Check-in records stay: they are signed history the employer must keep.
+    pub fn delete_employee(&mut self, actor: &str, id: &str) -> Result<bool> {
+        let audit = NewAudit::new(actor, "employee_deleted", id);
+        self.audited(&audit, |tx, _, _| {
+            Ok(tx.execute("DELETE FROM employees WHERE id = ?1", [id])? > 0)
+        })
+    }
+
+    /// Links a badge to an employee (normalising its id); a badge names one employee only.
+    pub fn add_badge(&mut self, actor: &str, badge: &str, employee_id: &str) -> Result<()> {
+        let badge = normalise_badge(badge)?;
+        self.require_employee(employee_id)?;
+        let audit = NewAudit::new(actor, "badge_assigned", employee_id);
+        self.audited(&audit, |tx, _, _| {
+            tx.execute(
+                "INSERT INTO badges (badge_id, employee_id) VALUES (?1, ?2)
+                 ON CONFLICT (badge_id) DO UPDATE SET employee_id = ?2",
+                params![badge, employee_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The employee a badge names, if any.
+    pub fn employee_by_badge(&self, badge: &str) -> Result<Option<Employee>> {
+        let Ok(badge) = normalise_badge(badge) else {
+            return Ok(None);
+        };
+        let id: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT employee_id FROM badges WHERE badge_id = ?1",
+                [badge],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => self.employee(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets an employee's PIN (4 to 12 digits), stored as an argon2id hash.
+    pub fn set_pin(&mut self, actor: &str, employee_id: &str, pin: &str) -> Result<()> {
+        if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::invalid("PIN", "must be 4 to 12 digits"));
+        }
+        self.require_employee(employee_id)?;
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let hash = Argon2::default()
+            .hash_password(pin.as_bytes(), &salt)
+            .map_err(|e| Error::invalid("PIN", e.to_string()))?
+            .to_string();
+        let audit = NewAudit::new(actor, "pin_set", employee_id);
+        self.audited(&audit, |tx, _, _| {
+            tx.execute(
+                "UPDATE employees SET pin_hash = ?2 WHERE id = ?1",
+                params![employee_id, hash],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Checks a PIN against the stored hash; false when no PIN is set.
+    pub fn verify_pin(&self, employee_id: &str, pin: &str) -> Result<bool> {
+        let hash: Option<Option<String>> = self
+            .conn()
+            .query_row(
+                "SELECT pin_hash FROM employees WHERE id = ?1",
+                [employee_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(Some(hash)) = hash else {
+            return Ok(false);
+        };
+        let parsed = PasswordHash::new(&hash).map_err(|e| Error::Database {
+            path: self.db_path().to_owned(),
+            reason: format!("PIN hash of an employee is malformed: {e}"),
+        })?;
+        Ok(Argon2::default()
+            .verify_password(pin.as_bytes(), &parsed)
+            .is_ok())
+    }
+
+    /// Records a consent decision. Declining or withdrawing wipes existing templates at once.
+    pub fn record_consent(
+        &mut self,
+        employee_id: &str,
+        given: bool,
+        text_version: &str,
+        witness: &str,
+    ) -> Result<Consent> {
+        self.require_employee(employee_id)?;
+        if text_version.is_empty() || text_version.len() > 32 {
+            return Err(Error::invalid(
+                "consent text version",
+                "must be 1 to 32 characters",
+            ));
+        }
+        validate_employee_id(witness, false).map_err(|_| {
+            Error::invalid("consent witness", "must be the id of the witnessing admin")
+        })?;
+        let mut audit = NewAudit::new(
+            witness,
+            if given {
+                "consent_given"
+            } else {
+                "consent_declined"
+            },
+            employee_id,
+        );
+        audit.detail = serde_json::json!({ "text_version": text_version }).to_string();
+        self.audited(&audit, |tx, _, now| {
+            tx.execute(
+                "INSERT INTO consents (employee_id, given, text_version, witness, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![employee_id, given, text_version, witness, now],
+            )?;
+            if !given {
+                tx.execute("DELETE FROM templates WHERE employee_id = ?1", [employee_id])?;
+            }
+            Ok(Consent {
+                given,
+                text_version: text_version.into(),
+                witness: witness.into(),
+                at_ms: now,
+            })
+        })
+    }
+
+    /// The consent decision in force (the latest), if any was ever made.
+    pub fn consent(&self, employee_id: &str) -> Result<Option<Consent>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT given, text_version, witness, at_ms FROM consents WHERE employee_id = ?1 ORDER BY id DESC LIMIT 1",
+                [employee_id],
+                |r| {
+                    Ok(Consent {
+                        given: r.get(0)?,
+                        text_version: r.get(1)?,
+                        witness: r.get(2)?,
+                        at_ms: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Seals and stores a face template. Refused unless consent is currently given.
+    pub fn add_template(
+        &mut self,
+        actor: &str,
+        employee_id: &str,
+        model: &str,
+        vector: &[f32],
+    ) -> Result<i64> {
+        self.require_employee(employee_id)?;
+        if !self.consent(employee_id)?.is_some_and(|c| c.given) {
+            return Err(Error::invalid(
+                "face template",
+                format!("employee {employee_id} has not given consent to face enrolment"),
+            ));
+        }
+        if vector.is_empty() || vector.len() > 4096 || !vector.iter().all(|x| x.is_finite()) {
+            return Err(Error::invalid(
+                "face template",
+                "must be 1 to 4096 finite numbers",
+            ));
+        }
+        let plain: Zeroizing<Vec<u8>> =
+            Zeroizing::new(vector.iter().flat_map(|x| x.to_le_bytes()).collect());
+        let mut audit = NewAudit::new(actor, "template_enrolled", employee_id);
+        audit.detail = serde_json::json!({ "model": model, "dims": vector.len() }).to_string();
+        self.audited(&audit, |tx, key, now| {
+            let sealed = keys::seal(key, &plain, &template_aad(employee_id, model));
+            tx.execute(
+                "INSERT INTO templates (employee_id, model, dims, sealed, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![employee_id, model, vector.len() as i64, sealed, now],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// Decrypts an employee's templates into memory.
+    pub fn templates(&self, employee_id: &str) -> Result<Vec<Template>> {
+        let key = self.data_key()?;
+        let mut stmt = self.conn().prepare(
+            "SELECT id, model, dims, sealed FROM templates WHERE employee_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([employee_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, model, dims, sealed) = row?;
+            let plain = keys::open(
+                key,
+                &sealed,
+                &template_aad(employee_id, &model),
+                &format!("template {id}"),
+            )?;
+            if plain.len() != dims as usize * 4 {
+                return Err(Error::Crypto {
+                    what: format!("template {id}"),
+                    reason: format!("holds {} bytes for {dims} dimensions", plain.len()),
+                });
+            }
+            let vector = plain
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect();
+            out.push(Template { id, model, vector });
+        }
+        Ok(out)
+    }
+
+    fn require_employee(&self, id: &str) -> Result<()> {
+        if self.employee(id)?.is_none() {
+            return Err(Error::invalid(
+                "employee",
+                format!("{id:?} is not on the roster"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn badges_are_normalised() {
+        assert_eq!(normalise_badge("04:a1:b2 c3").unwrap(), "04A1B2C3");
+        assert_eq!(normalise_badge(" 0012-3456 ").unwrap(), "00123456");
+        let e = normalise_badge("x/y").unwrap_err().to_string();
+        assert!(e.starts_with("badge id:"), "{e}");
+        assert!(normalise_badge(" : ").is_err());
+    }
+}

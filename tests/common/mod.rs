@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests: temporary stores, config files and the binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use clockface::clock::SimClock;
+use clockface::store::record::{Direction, Method, NewRecord, Outcome};
+use clockface::store::{Store, StoreOptions};
+
+/// 2026-11-30T08:40:00Z.
+pub const T0: i64 = 1_796_028_000_000;
+
+pub fn options(dir: &Path) -> StoreOptions {
+    StoreOptions {
+        data_dir: dir.to_owned(),
+        max_size_mb: 0,
+        policy_version: 3,
+        read_only: false,
+    }
+}
+
+pub fn open(dir: &Path) -> (Store, Arc<SimClock>) {
+    let clock = Arc::new(SimClock::new(T0));
+    (
+        Store::open(&options(dir), clock.clone()).expect("store opens"),
+        clock,
+    )
+}
+
+pub fn checkin(employee: &str) -> NewRecord {
+    NewRecord {
+        outcome: Outcome::Accepted,
+        employee_id: employee.into(),
+        direction: Direction::In,
+        method: Method::BadgeFace,
+        reason: String::new(),
+        liveness: Some(0.04),
+        match_score: Some(0.83),
+    }
+}
+
+pub fn failed(employee: &str, reason: &str) -> NewRecord {
+    NewRecord {
+        outcome: Outcome::Rejected,
+        employee_id: employee.into(),
+        direction: Direction::In,
+        method: Method::BadgeFace,
+        reason: reason.into(),
+        liveness: Some(0.6),
+        match_score: None,
+    }
+}
+
+/// A store in `dir` with `n` records, one minute apart, every 4th a failed attempt.
+pub fn store_with(dir: &Path, n: u64) -> Store {
+    let (mut store, clock) = open(dir);
+    for i in 0..n {
+        clock.advance(std::time::Duration::from_secs(60));
+        let rec = if i % 4 == 3 {
+            failed(&format!("E{i}"), "face_mismatch")
+        } else {
+            checkin(&format!("E{i}"))
+        };
+        store.append(&rec).expect("append");
+    }
+    store
+}
+
+/// Path of the compiled `clockface` binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_clockface"))
+}
+
+/// Runs the binary with args; returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out: Output = Command::new(bin())
+        .args(args)
+        .env_remove("CLOCKFACE_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes a config file whose data dir is `data_dir`, plus `extra` TOML appended.
+pub fn write_config(dir: &Path, data_dir: &Path, extra: &str) -> PathBuf {
+    let p = dir.join("clockface.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[store]\ndata_dir = {:?}\n{extra}",
+            data_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// Opens the database directly, bypassing the store, to tamper with it.
+pub fn raw_db(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join("clockface.db")).unwrap()
+}
