@@ -258,7 +258,7 @@ pub fn check_str(text: &str) -> std::result::Result<Config, Vec<Problem>> {
                     .map(|seg| seg.to_string())
                     .filter(|s| s != "?")
                     .collect();
-                let message = err.into_inner().to_string();
+                let message = err.into_inner().message().to_string();
                 let mut key_path = path.clone();
                 if let Some(unknown) = unknown_field_name(&message) {
                     if key_path.last().map(String::as_str) != Some(unknown.as_str()) {
@@ -300,6 +300,11 @@ fn friendlier(message: &str) -> String {
     }
     if let Some(rest) = message.strip_prefix("invalid type: ") {
         if let Some((found, expected)) = rest.split_once(", expected ") {
+            let expected = match expected {
+                "u64" | "u32" => "a whole number, 0 or more",
+                "string" | "a string" => "a quoted string",
+                other => other,
+            };
             return format!("wrong type: found {found}; allowed: {expected}");
         }
     }

@@ -377,6 +377,11 @@ impl Store {
         })
     }
 
+    /// Reads an integer pragma of the store's own connection (for diagnostics and tests).
+    pub fn pragma(&self, name: &str) -> Result<i64> {
+        Ok(self.conn.pragma_query_value(None, name, |r| r.get(0))?)
+    }
+
     /// Moves the WAL's content into the database file (for size measurements and backups).
     pub fn checkpoint(&self) -> Result<()> {
         self.conn
