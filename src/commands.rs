@@ -195,10 +195,10 @@ pub fn export(
 ) -> Result<u64> {
     let since_ms = since.map(|s| parse_time("--since", s)).transpose()?;
     let until_ms = until.map(|s| parse_time("--until", s)).transpose()?;
-    if let (Some(a), Some(b)) = (since_ms, until_ms) {
-        if a >= b {
-            return Err(Error::invalid("--until", "must be later than --since"));
-        }
+    if let (Some(a), Some(b)) = (since_ms, until_ms)
+        && a >= b
+    {
+        return Err(Error::invalid("--until", "must be later than --since"));
     }
     let store = open(cfg, true)?;
     let pb = progress_bar(store.count_range(since_ms, until_ms)?, "exporting");

@@ -260,10 +260,10 @@ pub fn check_str(text: &str) -> std::result::Result<Config, Vec<Problem>> {
                     .collect();
                 let message = err.into_inner().message().to_string();
                 let mut key_path = path.clone();
-                if let Some(unknown) = unknown_field_name(&message) {
-                    if key_path.last().map(String::as_str) != Some(unknown.as_str()) {
-                        key_path.push(unknown);
-                    }
+                if let Some(unknown) = unknown_field_name(&message)
+                    && key_path.last().map(String::as_str) != Some(unknown.as_str())
+                {
+                    key_path.push(unknown);
                 }
                 let key = key_path.join(".");
                 problems.push(Problem {
@@ -298,15 +298,15 @@ fn friendlier(message: &str) -> String {
             return "unknown key; this table takes no keys".into();
         }
     }
-    if let Some(rest) = message.strip_prefix("invalid type: ") {
-        if let Some((found, expected)) = rest.split_once(", expected ") {
-            let expected = match expected {
-                "u64" | "u32" => "a whole number, 0 or more",
-                "string" | "a string" => "a quoted string",
-                other => other,
-            };
-            return format!("wrong type: found {found}; allowed: {expected}");
-        }
+    if let Some(rest) = message.strip_prefix("invalid type: ")
+        && let Some((found, expected)) = rest.split_once(", expected ")
+    {
+        let expected = match expected {
+            "u64" | "u32" => "a whole number, 0 or more",
+            "string" | "a string" => "a quoted string",
+            other => other,
+        };
+        return format!("wrong type: found {found}; allowed: {expected}");
     }
     message.to_string()
 }

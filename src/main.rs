@@ -97,6 +97,9 @@ enum BenchCmd {
         /// Size of the store to verify.
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
+        /// Keep the stores here and reuse a large store of the right size on the next run.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
     },
     /// Append records one by one to the configured store, printing `ack SEQ` after each.
     Append {
@@ -179,10 +182,15 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
             command: DeviceCmd::Show { json },
         } => commands::device_show(&load()?, json, &mut stdout).map(drop),
         Cmd::Bench {
-            command: BenchCmd::Store { durable, records },
+            command:
+                BenchCmd::Store {
+                    durable,
+                    records,
+                    keep,
+                },
         } => {
             commands::init_logging("warn");
-            clockface::bench::store(durable, records, &mut stdout)
+            clockface::bench::store(durable, records, keep.as_deref(), &mut stdout)
         }
         Cmd::Bench {
             command: BenchCmd::Append { count, print_acks },

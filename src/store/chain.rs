@@ -117,8 +117,11 @@ struct Checked {
     hash: [u8; 32],
 }
 
+/// Sequence number and hash of the last entry verified.
+type Head = (u64, [u8; 32]);
+
 const CHUNK: usize = 16_384;
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 
 /// Verifies both chains of a store; `progress` is called with the number of entries done so
 /// far across both.
@@ -146,38 +149,54 @@ fn verify_chain<E: ChainEntry>(
         E::TABLE
     ))?;
     let mut rows = stmt.query([])?;
-    let mut prev: Option<(u64, [u8; 32])> = None;
-    let mut done = 0u64;
-    let mut chunk = Vec::with_capacity(CHUNK);
-    loop {
-        let row = rows.next()?;
-        let end = row.is_none();
-        if let Some(r) = row {
-            chunk.push(Row {
-                seq: r.get::<_, i64>(0)? as u64,
-                uuid: r.get(1)?,
-                wall_ms: r.get(2)?,
-                key: r.get(3)?,
-                bytes: r.get(4)?,
-            });
-        }
-        if chunk.len() == CHUNK || (end && !chunk.is_empty()) {
-            let checked: Vec<Result<Checked, String>> = chunk
-                .par_chunks(BATCH)
-                .flat_map_iter(|batch| check_batch::<E>(batch, key, device_id))
-                .collect();
-            for (row, res) in chunk.iter().zip(checked) {
-                let c = res.map_err(|reason| broken::<E>(row.seq, reason))?;
-                link(&mut prev, row, &c).map_err(|reason| broken::<E>(row.seq, reason))?;
+    // This thread reads rows (the connection cannot leave it) while a scoped worker checks the
+    // previous chunk on the rayon pool, so reading overlaps with the signature checks.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Row>>(2);
+    let (summary, read_result) = std::thread::scope(|scope| {
+        let worker = scope.spawn(move || -> Result<(Option<Head>, u64)> {
+            let mut prev: Option<Head> = None;
+            let mut done = 0u64;
+            for chunk in rx {
+                let checked: Vec<Result<Checked, String>> = chunk
+                    .par_chunks(BATCH)
+                    .flat_map_iter(|batch| check_batch::<E>(batch, key, device_id))
+                    .collect();
+                for (row, res) in chunk.iter().zip(checked) {
+                    let c = res.map_err(|reason| broken::<E>(row.seq, reason))?;
+                    link(&mut prev, row, &c).map_err(|reason| broken::<E>(row.seq, reason))?;
+                }
+                done += chunk.len() as u64;
+                progress(offset + done);
             }
-            done += chunk.len() as u64;
-            progress(offset + done);
-            chunk.clear();
-        }
-        if end {
-            break;
-        }
-    }
+            Ok((prev, done))
+        });
+        let read_result = (|| -> Result<()> {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while let Some(r) = rows.next()? {
+                chunk.push(Row {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    uuid: r.get(1)?,
+                    wall_ms: r.get(2)?,
+                    key: r.get(3)?,
+                    bytes: r.get(4)?,
+                });
+                if chunk.len() == CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if tx.send(full).is_err() {
+                        return Ok(()); // the worker stopped at a broken entry
+                    }
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = tx.send(chunk);
+            }
+            Ok(())
+        })();
+        drop(tx);
+        (worker.join().expect("verify worker panicked"), read_result)
+    });
+    let (prev, done) = summary?;
+    read_result?;
     Ok(ChainSummary {
         chain: E::NAME,
         entries: done,
@@ -195,7 +214,7 @@ fn broken<E: ChainEntry>(seq: u64, reason: String) -> Error {
 }
 
 /// The sequential part: sequence continuity and the hash link.
-fn link(prev: &mut Option<(u64, [u8; 32])>, row: &Row, c: &Checked) -> Result<(), String> {
+fn link(prev: &mut Option<Head>, row: &Row, c: &Checked) -> Result<(), String> {
     if c.seq_in_bytes != row.seq {
         return Err(format!(
             "the row at position {} holds the entry signed as number {} (entries were moved or swapped)",
@@ -254,8 +273,7 @@ fn check_batch<E: ChainEntry>(
             Err(e) => out.push(Err(e)),
         }
     }
-    let keys = vec![*key; msgs.len()];
-    if !msgs.is_empty() && ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_err() {
+    if !msgs.is_empty() && !verify_batch_one_key(key, &msgs, &sigs) {
         for (j, &i) in sig_idx.iter().enumerate() {
             if key.verify_strict(msgs[j], &sigs[j]).is_err() {
                 out[i] = Err(
@@ -297,4 +315,97 @@ fn decode_row<E: ChainEntry>(row: &Row, device_id: Uuid) -> Result<Checked, Stri
         prev_hash: e.prev_hash(),
         hash: entry_hash(&row.bytes),
     })
+}
+
+/// Batch-verifies signatures that are all by one key, which is what a device chain is.
+///
+/// With random 128-bit weights z_i it checks the cofactored equation
+/// `8·(−(Σ z_i s_i)·B + Σ z_i·R_i + (Σ z_i k_i)·A) = 0`, where `k_i = SHA-512(R_i ‖ A ‖ M_i)`.
+/// Because every signature shares A, its terms fold into a single point, so the multiscalar
+/// multiplication has n + 2 points rather than the 2n + 1 of a general batch — about twice as
+/// fast. A `true` means every signature is valid (up to 2^-128); on `false` the caller checks
+/// them one by one to find which failed.
+fn verify_batch_one_key(key: &VerifyingKey, msgs: &[&[u8]], sigs: &[Signature]) -> bool {
+    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+    use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+    use rand::RngCore;
+    use sha2::{Digest, Sha512};
+
+    let Some(a) = CompressedEdwardsY(key.to_bytes()).decompress() else {
+        return false;
+    };
+    let mut rng = rand::thread_rng();
+    let mut b_coeff = Scalar::ZERO;
+    let mut a_coeff = Scalar::ZERO;
+    let mut zs = Vec::with_capacity(sigs.len() + 2);
+    let mut points = Vec::with_capacity(sigs.len() + 2);
+    for (msg, sig) in msgs.iter().zip(sigs) {
+        let sig = sig.to_bytes();
+        let r_bytes: [u8; 32] = sig[..32].try_into().expect("32 bytes");
+        let Some(r) = CompressedEdwardsY(r_bytes).decompress() else {
+            return false;
+        };
+        let s: Option<Scalar> =
+            Scalar::from_canonical_bytes(sig[32..].try_into().expect("32 bytes")).into();
+        let Some(s) = s else {
+            return false;
+        };
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(r_bytes)
+                .chain_update(key.as_bytes())
+                .chain_update(msg),
+        );
+        let mut zb = [0u8; 32];
+        rng.fill_bytes(&mut zb[..16]);
+        let z = Scalar::from_bytes_mod_order(zb);
+        b_coeff -= z * s;
+        a_coeff += z * k;
+        zs.push(z);
+        points.push(r);
+    }
+    zs.push(b_coeff);
+    points.push(ED25519_BASEPOINT_POINT);
+    zs.push(a_coeff);
+    points.push(a);
+    EdwardsPoint::vartime_multiscalar_mul(&zs, &points)
+        .mul_by_cofactor()
+        .is_identity()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    #[test]
+    fn one_key_batch_accepts_valid_and_rejects_any_bad_signature() {
+        let sk = SigningKey::from_bytes(&[7; 32]);
+        let msgs: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 50 + i as usize]).collect();
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        let mut sigs: Vec<Signature> = msgs.iter().map(|m| sk.sign(m)).collect();
+        let vk = sk.verifying_key();
+        assert!(verify_batch_one_key(&vk, &refs, &sigs));
+        // Another key's signature, a flipped s bit, a flipped R bit: each fails the batch.
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let good = sigs[17];
+        sigs[17] = other.sign(&msgs[17]);
+        assert!(!verify_batch_one_key(&vk, &refs, &sigs));
+        for byte in [3usize, 40] {
+            let mut b = good.to_bytes();
+            b[byte] ^= 1;
+            sigs[17] = Signature::from_bytes(&b);
+            assert!(
+                !verify_batch_one_key(&vk, &refs, &sigs),
+                "flip in byte {byte}"
+            );
+        }
+        sigs[17] = good;
+        let mut wrong_msgs = refs.clone();
+        wrong_msgs[3] = b"something else";
+        assert!(!verify_batch_one_key(&vk, &wrong_msgs, &sigs));
+        assert!(!verify_batch_one_key(&other.verifying_key(), &refs, &sigs));
+    }
 }

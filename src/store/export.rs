@@ -115,7 +115,7 @@ impl Store {
                 let rec = Record::decode(&bytes)?;
                 f(&ExportRow::from_record(&rec, &bytes))?;
                 n += 1;
-                if n % 4096 == 0 {
+                if n.is_multiple_of(4096) {
                     progress(n);
                 }
             }

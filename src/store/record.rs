@@ -155,10 +155,10 @@ impl NewRecord {
             ("liveness", self.liveness),
             ("match_score", self.match_score),
         ] {
-            if let Some(x) = v {
-                if !x.is_finite() {
-                    return Err(Error::invalid(name, format!("{x} is not a finite number")));
-                }
+            if let Some(x) = v
+                && !x.is_finite()
+            {
+                return Err(Error::invalid(name, format!("{x} is not a finite number")));
             }
         }
         Ok(())
