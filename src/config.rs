@@ -26,6 +26,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Check-in policy shared with the backend.
     pub policy: PolicyConfig,
+    /// Face pipeline: models, thresholds, speed/accuracy trade-offs.
+    pub vision: crate::vision::VisionConfig,
     /// Diagnostics.
     pub log: LogConfig,
 }
@@ -205,6 +207,9 @@ impl Config {
         }
         if self.policy.version == 0 {
             bad("policy.version", "is 0; allowed: 1 or more".into());
+        }
+        for (key, message) in self.vision.problems() {
+            bad(key, message);
         }
         if !LOG_LEVELS.contains(&self.log.level.as_str()) {
             bad(

@@ -13,6 +13,9 @@
 //!   check-in records ([`store::record`]), signed audit log ([`store::audit`]), chain
 //!   verification ([`store::chain`]), roster with consent and sealed templates
 //!   ([`store::roster`]), export ([`store::export`]).
+//! - [`vision`] — on-device face pipeline with ONNX Runtime: YuNet detection, 5-point
+//!   alignment, DTN liveness with quality gates and fusion, MobileFaceNet/SFace embeddings,
+//!   1:1 and int8 1:N matching.
 //! - [`commands`] — what each CLI subcommand does, with output written to a caller's writer.
 //! - [`bench`] — benchmarks that print figures (never asserted in tests).
 //! - [`demo`] — the embedded default run: a scripted session against a temporary store.
@@ -25,5 +28,6 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod store;
+pub mod vision;
 
 pub use error::{Error, ErrorKind, Result};

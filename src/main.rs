@@ -61,6 +61,11 @@ enum Cmd {
         #[command(subcommand)]
         command: DeviceCmd,
     },
+    /// Run the face pipeline on image files.
+    Vision {
+        #[command(subcommand)]
+        command: VisionCmd,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -74,6 +79,38 @@ enum ConfigCmd {
     Check {
         /// File to check [default: --config or /etc/clockface/clockface.toml].
         path: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum VisionCmd {
+    /// Faces in each image: box, score, 5 landmarks.
+    Detect {
+        /// JPEG or PNG files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Single-frame liveness of the main face in each image: score, live, reason.
+    Liveness {
+        /// JPEG or PNG files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Similarity of the main faces of two images, and whether they match.
+    Compare {
+        /// First image.
+        image_a: PathBuf,
+        /// Second image.
+        image_b: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -176,6 +213,25 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
                     &mut stdout,
                 )
                 .map(drop),
+            }
+        }
+        Cmd::Vision { command } => {
+            let cfg = source.load_or_default()?;
+            commands::init_logging(&cfg.log.level);
+            match command {
+                VisionCmd::Detect { images, json } => {
+                    commands::vision::detect(&cfg, &images, json, &mut stdout).map(drop)
+                }
+                VisionCmd::Liveness { images, json } => {
+                    commands::vision::liveness(&cfg, &images, json, &mut stdout).map(drop)
+                }
+                VisionCmd::Compare {
+                    image_a,
+                    image_b,
+                    json,
+                } => {
+                    commands::vision::compare(&cfg, &image_a, &image_b, json, &mut stdout).map(drop)
+                }
             }
         }
         Cmd::Device {

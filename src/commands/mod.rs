@@ -5,6 +5,8 @@
 //! default `/etc/clockface/clockface.toml` is used when present; without either, `--data-dir`
 //! alone is enough (defaults for the rest), which lets an operator verify a copied store.
 
+pub mod vision;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +47,17 @@ impl ConfigSource {
             cfg.store.data_dir = std::path::absolute(d).map_err(|e| Error::io(d, e))?;
         }
         Ok(cfg)
+    }
+}
+
+impl ConfigSource {
+    /// Like [`ConfigSource::load`], but built-in defaults when no config file exists at all
+    /// (commands that need no data dir, such as `vision`).
+    pub fn load_or_default(&self) -> Result<Config> {
+        if self.config.is_none() && !Path::new(config::DEFAULT_CONFIG_PATH).exists() {
+            return Ok(Config::default());
+        }
+        self.load()
     }
 }
 

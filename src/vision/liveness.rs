@@ -1,0 +1,122 @@
+//! Passive liveness with the Deep Tree Network anti-spoofing model, and its sharpness gate.
+//!
+//! Preprocessing as the model's source app does it: a square crop around the face, resized to
+//! 256x256, RGB scaled to 0–1. The model returns eight leaf scores and a one-hot mask of the
+//! leaf the sample fell into; the spoof score is Σ|score_i|·mask_i and a frame looks live when it
+//! is below the threshold (0.2 by default). The source app also refuses blurry crops: at least
+//! 50 grey pixels must have a Laplacian response above 50.
+//!
+//! One frame is weak evidence; [`super::quality`] fuses several frames with quality gates and
+//! motion cues and asks for an active challenge when the evidence stays weak.
+
+use ort::session::Session;
+use ort::value::Tensor;
+use serde::Serialize;
+
+use super::detect::Face;
+use super::image::{Frame, laplacian_abs};
+use super::runtime::ModelError;
+
+/// Side of the model's square input.
+pub const INPUT: u32 = 256;
+/// Laplacian response a pixel needs to count as an edge in the sharpness gate.
+pub const SHARP_LAPLACIAN: f32 = 50.0;
+/// Edge pixels the crop needs to count as sharp.
+pub const SHARP_MIN_PIXELS: usize = 50;
+
+/// What one frame says about liveness.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LivenessFrame {
+    /// Spoof score Σ|score_i|·mask_i (lower is more live).
+    pub score: f32,
+    /// Grey pixels of the 256x256 crop with Laplacian response above 50.
+    pub sharp_pixels: usize,
+}
+
+/// The anti-spoofing model and its session.
+pub struct Liveness {
+    session: Session,
+}
+
+/// The square 256x256 crop the model sees: centred on the face box, side = the box's longer
+/// side, border pixels replicated where it leaves the frame.
+pub fn crop(frame: &Frame, face: &Face) -> Frame {
+    let [x, y, w, h] = face.bbox;
+    let side = w.max(h);
+    let (cx, cy) = (x + w / 2.0, y + h / 2.0);
+    let (x0, y0) = (cx - side / 2.0, cy - side / 2.0);
+    let scale = side / INPUT as f32;
+    let mut data = Vec::with_capacity((INPUT * INPUT * 3) as usize);
+    for yy in 0..INPUT {
+        let fy = y0 + (yy as f32 + 0.5) * scale - 0.5;
+        for xx in 0..INPUT {
+            let fx = x0 + (xx as f32 + 0.5) * scale - 0.5;
+            let p = frame.sample(fx, fy);
+            data.extend(p.iter().map(|v| (v + 0.5) as u8));
+        }
+    }
+    Frame {
+        width: INPUT,
+        height: INPUT,
+        data,
+    }
+}
+
+/// Counts edge pixels for the sharpness gate.
+pub fn sharp_pixels(crop: &Frame) -> usize {
+    let grey = crop.grey();
+    laplacian_abs(&grey, crop.width as usize, crop.height as usize)
+        .iter()
+        .filter(|&&v| v > SHARP_LAPLACIAN)
+        .count()
+}
+
+impl Liveness {
+    /// Wraps a loaded session.
+    pub fn new(session: Session) -> Self {
+        Liveness { session }
+    }
+
+    /// The NHWC RGB 0–1 input for a 256x256 crop.
+    pub fn preprocess(crop: &Frame) -> Vec<f32> {
+        crop.data.iter().map(|&v| v as f32 / 255.0).collect()
+    }
+
+    /// Runs the model on a prepared input and applies the score formula.
+    pub fn infer(&mut self, input: Vec<f32>) -> Result<f32, ModelError> {
+        let err = |e: ort::Error| ModelError::Inference {
+            model: "liveness",
+            reason: e.to_string(),
+        };
+        let tensor = Tensor::from_array(([1usize, INPUT as usize, INPUT as usize, 3], input))
+            .map_err(err)?;
+        let outputs = self
+            .session
+            .run(ort::inputs!["input" => tensor])
+            .map_err(err)?;
+        let (_, scores) = outputs["scores"].try_extract_tensor::<f32>().map_err(err)?;
+        let (_, mask) = outputs["mask"].try_extract_tensor::<f32>().map_err(err)?;
+        if scores.len() != 8 || mask.len() != 8 {
+            return Err(ModelError::Inference {
+                model: "liveness",
+                reason: format!(
+                    "expected 8 leaf scores and mask values, got {} and {}",
+                    scores.len(),
+                    mask.len()
+                ),
+            });
+        }
+        Ok(scores.iter().zip(mask).map(|(s, m)| s.abs() * m).sum())
+    }
+
+    /// Scores one face in one frame.
+    pub fn check(&mut self, frame: &Frame, face: &Face) -> Result<LivenessFrame, ModelError> {
+        let c = crop(frame, face);
+        let sharp = sharp_pixels(&c);
+        let score = self.infer(Self::preprocess(&c))?;
+        Ok(LivenessFrame {
+            score,
+            sharp_pixels: sharp,
+        })
+    }
+}

@@ -1,0 +1,394 @@
+//! Quality gates, the fused liveness decision and the active challenge.
+//!
+//! Each frame's best face passes through gates — size, brightness, pose (from landmarks),
+//! motion since the previous frame, sharpness — that map to the guidance a person can act on
+//! ("too far", "too dark", "hold still", "look at the camera"). Only frames that pass feed the
+//! liveness fusion, which decides over a short window: live when most good frames score live,
+//! spoof when most score spoof, and *weak* otherwise — including when consecutive frames are
+//! pixel-identical, which a camera looking at a person never produces (an injected or replayed
+//! still). Weak evidence asks for an active challenge that the landmarks can check.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use super::detect::Face;
+use super::image::Frame;
+use super::liveness::{LivenessFrame, SHARP_MIN_PIXELS};
+
+/// What the person at the kiosk should do, or `Ok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guidance {
+    /// The frame is good enough to use.
+    Ok,
+    /// No face found.
+    NoFace,
+    /// More than one face close to the camera.
+    MultipleFaces,
+    /// The face is too small: come closer.
+    TooFar,
+    /// The face is too dark.
+    TooDark,
+    /// The face is over-exposed.
+    TooBright,
+    /// Moving or blurred: hold still.
+    HoldStill,
+    /// Head turned or tilted: look at the camera.
+    LookAtCamera,
+}
+
+impl Guidance {
+    /// Short English prompt (the UI translates by the snake_case key).
+    pub fn prompt(self) -> &'static str {
+        match self {
+            Guidance::Ok => "hold on",
+            Guidance::NoFace => "look at the camera",
+            Guidance::MultipleFaces => "one person at a time, please",
+            Guidance::TooFar => "come a little closer",
+            Guidance::TooDark => "too dark: face the light",
+            Guidance::TooBright => "too bright: step out of direct light",
+            Guidance::HoldStill => "hold still",
+            Guidance::LookAtCamera => "look straight at the camera",
+        }
+    }
+}
+
+/// Thresholds of the per-frame gates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gates {
+    /// Smallest acceptable face side, in frame pixels.
+    pub min_face_px: f32,
+    /// Mean grey level range of the face box.
+    pub brightness: (f32, f32),
+    /// Largest |yaw| (nose offset from the eye midpoint, in inter-eye distances).
+    pub max_yaw: f32,
+    /// Acceptable pitch ratio range (nose height between eyes and mouth).
+    pub pitch: (f32, f32),
+    /// Largest movement of the face centre between frames, in face widths.
+    pub max_motion: f32,
+}
+
+impl Default for Gates {
+    fn default() -> Self {
+        Gates {
+            min_face_px: 80.0,
+            brightness: (50.0, 215.0),
+            max_yaw: 0.35,
+            pitch: (0.2, 0.8),
+            max_motion: 0.15,
+        }
+    }
+}
+
+/// Head yaw from landmarks: nose x offset from the eye midpoint over the eye distance.
+/// Positive when the nose is toward the image's right.
+pub fn yaw(face: &Face) -> f32 {
+    let [re, le, nose, _, _] = face.landmarks;
+    let eye_dist = (le[0] - re[0]).abs().max(1.0);
+    (nose[0] - (re[0] + le[0]) / 2.0) / eye_dist
+}
+
+/// Head pitch ratio: where the nose sits between the eye line (0) and the mouth line (1).
+pub fn pitch(face: &Face) -> f32 {
+    let [re, le, nose, rm, lm] = face.landmarks;
+    let eye_y = (re[1] + le[1]) / 2.0;
+    let mouth_y = (rm[1] + lm[1]) / 2.0;
+    (nose[1] - eye_y) / (mouth_y - eye_y).max(1.0)
+}
+
+/// Picks the face to use (the largest) and checks the geometric and photometric gates.
+/// Sharpness is checked later, on the liveness crop.
+pub fn assess<'a>(
+    frame: &Frame,
+    faces: &'a [Face],
+    prev: Option<&Face>,
+    g: &Gates,
+) -> (Guidance, Option<&'a Face>) {
+    let Some(best) = faces
+        .iter()
+        .max_by(|a, b| (a.bbox[2] * a.bbox[3]).total_cmp(&(b.bbox[2] * b.bbox[3])))
+    else {
+        return (Guidance::NoFace, None);
+    };
+    let area = best.bbox[2] * best.bbox[3];
+    // A second face at least half as large: someone else is at the kiosk too.
+    if faces
+        .iter()
+        .filter(|f| f.bbox[2] * f.bbox[3] >= area * 0.5)
+        .count()
+        > 1
+    {
+        return (Guidance::MultipleFaces, Some(best));
+    }
+    if best.bbox[2].min(best.bbox[3]) < g.min_face_px {
+        return (Guidance::TooFar, Some(best));
+    }
+    let [x, y, w, h] = best.bbox;
+    let light = frame.mean_grey(x as i64, y as i64, w as u32, h as u32);
+    if light < g.brightness.0 {
+        return (Guidance::TooDark, Some(best));
+    }
+    if light > g.brightness.1 {
+        return (Guidance::TooBright, Some(best));
+    }
+    let p = pitch(best);
+    if yaw(best).abs() > g.max_yaw || p < g.pitch.0 || p > g.pitch.1 {
+        return (Guidance::LookAtCamera, Some(best));
+    }
+    if let Some(prev) = prev {
+        let (a, b) = (best.centre(), prev.centre());
+        let moved = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt() / best.bbox[2].max(1.0);
+        if moved > g.max_motion {
+            return (Guidance::HoldStill, Some(best));
+        }
+    }
+    (Guidance::Ok, Some(best))
+}
+
+/// The fused liveness decision over a window of good frames.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum LivenessDecision {
+    /// Not enough good frames yet.
+    Pending {
+        /// Good frames so far.
+        frames: usize,
+    },
+    /// Most good frames look live.
+    Live {
+        /// Median spoof score.
+        score: f32,
+    },
+    /// Most good frames look like a spoof.
+    Spoof {
+        /// Median spoof score.
+        score: f32,
+    },
+    /// Evidence is inconclusive: ask for an active challenge.
+    Weak {
+        /// Median spoof score.
+        score: f32,
+        /// Why the evidence is weak.
+        reason: String,
+    },
+}
+
+/// Accumulates per-frame liveness observations and decides.
+#[derive(Debug, Clone)]
+pub struct LivenessFusion {
+    /// Spoof-score threshold: a frame looks live below it.
+    pub threshold: f32,
+    /// Good frames needed before deciding.
+    pub min_frames: usize,
+    window: VecDeque<(f32, bool, [[f32; 2]; 5])>,
+}
+
+impl LivenessFusion {
+    /// A fusion with the given threshold, deciding once `min_frames` good frames arrived.
+    pub fn new(threshold: f32, min_frames: usize) -> Self {
+        LivenessFusion {
+            threshold,
+            min_frames: min_frames.max(1),
+            window: VecDeque::new(),
+        }
+    }
+
+    /// Adds a good frame's observation (frames that failed the gates are not added).
+    pub fn push(&mut self, obs: &LivenessFrame, face: &Face) {
+        let sharp = obs.sharp_pixels >= SHARP_MIN_PIXELS;
+        self.window.push_back((obs.score, sharp, face.landmarks));
+        while self.window.len() > self.min_frames * 2 {
+            self.window.pop_front();
+        }
+    }
+
+    /// Forgets everything (a new person).
+    pub fn reset(&mut self) {
+        self.window.clear();
+    }
+
+    /// The decision on the frames so far.
+    pub fn decide(&self) -> LivenessDecision {
+        let n = self.window.len();
+        if n < self.min_frames {
+            return LivenessDecision::Pending { frames: n };
+        }
+        let mut scores: Vec<f32> = self.window.iter().map(|w| w.0).collect();
+        scores.sort_by(f32::total_cmp);
+        let median = scores[n / 2];
+        let live = self.window.iter().filter(|w| w.0 < self.threshold).count();
+        let sharp = self.window.iter().filter(|w| w.1).count();
+        // Landmark movement between consecutive frames, in pixels.
+        let still = self
+            .window
+            .iter()
+            .zip(self.window.iter().skip(1))
+            .all(|(a, b)| {
+                a.2.iter()
+                    .zip(&b.2)
+                    .all(|(p, q)| (p[0] - q[0]).abs() < 1e-3 && (p[1] - q[1]).abs() < 1e-3)
+            });
+        if live * 3 <= n {
+            return LivenessDecision::Spoof { score: median };
+        }
+        if sharp * 3 < n * 2 {
+            return LivenessDecision::Weak {
+                score: median,
+                reason: "face too blurred to judge".into(),
+            };
+        }
+        if still {
+            return LivenessDecision::Weak {
+                score: median,
+                reason: "frames are identical: no natural motion".into(),
+            };
+        }
+        if live * 3 >= n * 2 {
+            return LivenessDecision::Live { score: median };
+        }
+        LivenessDecision::Weak {
+            score: median,
+            reason: "frames disagree".into(),
+        }
+    }
+}
+
+/// An active liveness challenge the landmarks can check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChallengeKind {
+    /// Turn the head slightly to the person's left (nose moves toward the image's right).
+    TurnLeft,
+    /// Turn the head slightly to the person's right.
+    TurnRight,
+}
+
+/// A challenge in progress: the yaw when it was asked, and what must change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Challenge {
+    /// What was asked.
+    pub kind: ChallengeKind,
+    /// Yaw when it was asked.
+    pub baseline: f32,
+}
+
+/// Yaw change (in inter-eye distances) that counts as a deliberate turn.
+pub const CHALLENGE_TURN: f32 = 0.12;
+
+impl Challenge {
+    /// Starts a challenge from the face as it is now.
+    pub fn new(kind: ChallengeKind, face: &Face) -> Self {
+        Challenge {
+            kind,
+            baseline: yaw(face),
+        }
+    }
+
+    /// The prompt shown to the person.
+    pub fn prompt(&self) -> &'static str {
+        match self.kind {
+            ChallengeKind::TurnLeft => "turn your head slightly left",
+            ChallengeKind::TurnRight => "turn your head slightly right",
+        }
+    }
+
+    /// True once the face has turned far enough in the asked direction.
+    pub fn satisfied_by(&self, face: &Face) -> bool {
+        let d = yaw(face) - self.baseline;
+        match self.kind {
+            ChallengeKind::TurnLeft => d > CHALLENGE_TURN,
+            ChallengeKind::TurnRight => d < -CHALLENGE_TURN,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face_with_nose(nose_x: f32) -> Face {
+        Face {
+            bbox: [80.0, 60.0, 120.0, 150.0],
+            score: 0.9,
+            landmarks: [
+                [110.0, 110.0],
+                [170.0, 110.0],
+                [nose_x, 140.0],
+                [115.0, 170.0],
+                [165.0, 170.0],
+            ],
+        }
+    }
+
+    fn obs(score: f32) -> LivenessFrame {
+        LivenessFrame {
+            score,
+            sharp_pixels: 500,
+        }
+    }
+
+    #[test]
+    fn gates_give_guidance() {
+        let frame = Frame::from_rgb(320, 240, vec![120; 320 * 240 * 3]).unwrap();
+        let g = Gates::default();
+        assert_eq!(assess(&frame, &[], None, &g).0, Guidance::NoFace);
+        assert_eq!(
+            assess(&frame, &[face_with_nose(140.0)], None, &g).0,
+            Guidance::Ok
+        );
+        assert_eq!(
+            assess(&frame, &[face_with_nose(175.0)], None, &g).0,
+            Guidance::LookAtCamera
+        );
+        let mut small = face_with_nose(140.0);
+        small.bbox[2] = 40.0;
+        assert_eq!(assess(&frame, &[small], None, &g).0, Guidance::TooFar);
+        let dark = Frame::from_rgb(320, 240, vec![10; 320 * 240 * 3]).unwrap();
+        assert_eq!(
+            assess(&dark, &[face_with_nose(140.0)], None, &g).0,
+            Guidance::TooDark
+        );
+        let mut moved = face_with_nose(140.0);
+        moved.bbox[0] += 60.0;
+        assert_eq!(
+            assess(&frame, &[moved], Some(&face_with_nose(140.0)), &g).0,
+            Guidance::HoldStill
+        );
+    }
+
+    #[test]
+    fn fusion_decides_live_spoof_and_weak() {
+        let mut f = LivenessFusion::new(0.2, 3);
+        f.push(&obs(0.05), &face_with_nose(140.0));
+        assert_eq!(f.decide(), LivenessDecision::Pending { frames: 1 });
+        f.push(&obs(0.07), &face_with_nose(140.4));
+        f.push(&obs(0.1), &face_with_nose(139.7));
+        assert!(matches!(f.decide(), LivenessDecision::Live { .. }));
+
+        let mut s = LivenessFusion::new(0.2, 3);
+        for (k, v) in [0.5, 0.6, 0.1].iter().enumerate() {
+            s.push(&obs(*v), &face_with_nose(140.0 + k as f32));
+        }
+        assert!(matches!(s.decide(), LivenessDecision::Spoof { .. }));
+
+        // Identical frames (an injected still) are weak evidence even with live scores.
+        let mut still = LivenessFusion::new(0.2, 3);
+        for _ in 0..3 {
+            still.push(&obs(0.05), &face_with_nose(140.0));
+        }
+        assert!(
+            matches!(still.decide(), LivenessDecision::Weak { ref reason, .. } if reason.contains("identical"))
+        );
+    }
+
+    #[test]
+    fn challenge_checks_the_turn_direction() {
+        let c = Challenge::new(ChallengeKind::TurnLeft, &face_with_nose(140.0));
+        assert!(!c.satisfied_by(&face_with_nose(142.0)));
+        assert!(!c.satisfied_by(&face_with_nose(125.0)));
+        assert!(c.satisfied_by(&face_with_nose(150.0)));
+        let r = Challenge::new(ChallengeKind::TurnRight, &face_with_nose(140.0));
+        assert!(r.satisfied_by(&face_with_nose(125.0)));
+    }
+}

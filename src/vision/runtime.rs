@@ -1,0 +1,155 @@
+//! ONNX Runtime: loading the shared library once per process, checking model files against
+//! their lock, and building sessions.
+//!
+//! `ort` is used with `load-dynamic`: the library (`libonnxruntime.so.1.32.0`, from the
+//! `onnxruntime` wheel) is opened at run time from a path, never downloaded at build time. A model
+//! whose sha256 does not match `models.lock.json`, or that fails to load, is reported naming the
+//! file, so the kiosk can fall back to badge + PIN and say why.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use sha2::{Digest, Sha256};
+
+/// Why the face pipeline cannot run. Each message names the file concerned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// The ONNX Runtime shared library could not be loaded.
+    #[error("ONNX Runtime library {path}: {reason}")]
+    Runtime { path: PathBuf, reason: String },
+    /// A model file is missing, does not match its lock, or fails to load.
+    #[error("model file {path}: {reason}")]
+    Model { path: PathBuf, reason: String },
+    /// A model ran but returned something unexpected.
+    #[error("model {model}: {reason}")]
+    Inference { model: &'static str, reason: String },
+}
+
+static ENV: OnceLock<Result<Environment, ModelError>> = OnceLock::new();
+
+/// Loads ONNX Runtime from `lib` (first call wins for the whole process) and returns the
+/// environment every session is built in.
+pub fn environment(lib: &Path) -> Result<&'static Environment, ModelError> {
+    ENV.get_or_init(|| {
+        let err = |reason: String| ModelError::Runtime {
+            path: lib.to_owned(),
+            reason,
+        };
+        if !lib.is_file() {
+            return Err(err(
+                "not found (run models/fetch.py, or set vision.onnxruntime)".into(),
+            ));
+        }
+        let builder = ort::init_from(lib).map_err(|e| err(e.to_string()))?;
+        builder
+            .with_name("clockface")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| err(e.to_string()))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// The sha256 lock written by `models/fetch.py`: relative path -> hex digest.
+pub fn read_lock(models_dir: &Path) -> Result<BTreeMap<String, String>, ModelError> {
+    let path = models_dir.join("models.lock.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::Model {
+        path: path.clone(),
+        reason: format!("cannot read the model lock ({e}); run models/fetch.py"),
+    })?;
+    serde_json::from_str(&text).map_err(|e| ModelError::Model {
+        path,
+        reason: format!("not a valid lock file: {e}"),
+    })
+}
+
+/// Checks a model file's sha256 against the lock before it is loaded.
+pub fn check_model(
+    models_dir: &Path,
+    file: &str,
+    lock: &BTreeMap<String, String>,
+) -> Result<PathBuf, ModelError> {
+    let path = models_dir.join(file);
+    let err = |reason: String| ModelError::Model {
+        path: path.clone(),
+        reason,
+    };
+    let want = lock
+        .iter()
+        .find(|(k, _)| Path::new(k).file_name() == Some(std::ffi::OsStr::new(file)))
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| err("not listed in models.lock.json".into()))?;
+    let bytes = std::fs::read(&path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let got = hex::encode(Sha256::digest(&bytes));
+    if got != want {
+        return Err(err(format!(
+            "sha256 {got} does not match the lock ({want}): the file is corrupt or was replaced"
+        )));
+    }
+    Ok(path)
+}
+
+/// Builds a session with full graph optimisation and `threads` intra-op threads.
+pub fn session(env: &Environment, path: &Path, threads: usize) -> Result<Session, ModelError> {
+    let err = |reason: String| ModelError::Model {
+        path: path.to_owned(),
+        reason: format!("fails to load: {reason}"),
+    };
+    Session::builder(env)
+        .map_err(|e| err(e.to_string()))?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| err(e.to_string()))?
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| err(e.to_string()))?
+        .with_intra_op_spinning(false)
+        .map_err(|e| err(e.to_string()))?
+        .commit_from_file(path)
+        .map_err(|e| err(e.to_string()))
+}
+
+/// Where the developer cache of `models/fetch.py` lives (`$CLOCKFACE_CACHE`, else
+/// `~/.cache/clockface`).
+pub fn dev_cache() -> PathBuf {
+    if let Some(c) = std::env::var_os("CLOCKFACE_CACHE") {
+        return PathBuf::from(c);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
+    home.join(".cache/clockface")
+}
+
+/// Machine architecture name used in the cache layout (`x86_64`, `aarch64`).
+pub fn arch() -> &'static str {
+    std::env::consts::ARCH
+}
+
+/// Default search for the models directory: the appliance location, then the developer cache.
+pub fn default_models_dir() -> PathBuf {
+    let installed = PathBuf::from("/usr/share/clockface/models");
+    if installed.join("models.lock.json").exists() {
+        return installed;
+    }
+    dev_cache().join("models")
+}
+
+/// Default search for the ONNX Runtime library: `ORT_DYLIB_PATH`, the appliance location, then
+/// the developer cache.
+pub fn default_onnxruntime() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return PathBuf::from(p);
+    }
+    let installed = PathBuf::from("/usr/lib/clockface/libonnxruntime.so.1.32.0");
+    if installed.exists() {
+        return installed;
+    }
+    dev_cache()
+        .join("onnxruntime")
+        .join(arch())
+        .join("libonnxruntime.so.1.32.0")
+}
