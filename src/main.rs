@@ -112,6 +112,17 @@ enum VisionCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Per-stage medians at 1 and 2 threads, 1:N at 100,000 templates, peak RSS, Python ratio.
+    Bench {
+        /// Rounds over the photos.
+        #[arg(long, default_value_t = 10)]
+        frames: usize,
+        /// Photos to run on [default: the real test photos fetched by models/fetch.py].
+        images: Vec<PathBuf>,
+        /// Print the figures as JSON at the end.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -231,6 +242,27 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
                     json,
                 } => {
                     commands::vision::compare(&cfg, &image_a, &image_b, json, &mut stdout).map(drop)
+                }
+                VisionCmd::Bench {
+                    frames,
+                    images,
+                    json,
+                } => {
+                    let images = if images.is_empty() {
+                        commands::vision::default_photos()?
+                    } else {
+                        images
+                    };
+                    let v = clockface::bench::vision(&cfg.vision, &images, frames, &mut stdout)?;
+                    if json {
+                        use std::io::Write;
+                        let _ = writeln!(
+                            stdout,
+                            "{}",
+                            serde_json::to_string_pretty(&v).expect("serialisable")
+                        );
+                    }
+                    Ok(())
                 }
             }
         }

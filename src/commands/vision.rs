@@ -233,3 +233,26 @@ pub fn compare(
     });
     Ok(r)
 }
+
+/// The portrait photos fetched by `models/fetch.py` (for benchmarks and the demo).
+pub fn default_photos() -> Result<Vec<PathBuf>> {
+    let dir = crate::vision::runtime::dev_cache().join("photos");
+    let photos: Vec<PathBuf> = [
+        "obama.jpg",
+        "obama2.jpg",
+        "obama3.jpg",
+        "biden.jpg",
+        "astronaut.png",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .filter(|p| p.exists())
+    .collect();
+    if photos.is_empty() {
+        return Err(Error::invalid(
+            dir.display().to_string(),
+            "no test photos here: run models/fetch.py",
+        ));
+    }
+    Ok(photos)
+}

@@ -44,11 +44,25 @@ fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
 
 #[inline]
 fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    // Written so the compiler vectorises it (widening multiply-add).
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| x as i16 as i32 * y as i16 as i32)
-        .sum()
+    // Products of two i8 fit an i16; adding neighbouring pairs before widening to i32 is the
+    // shape LLVM lowers to SSE2 `pmaddwd` on x86-64 (and widening multiply-adds on aarch64):
+    // about twice as fast as widening every product.
+    let mut total = 0i32;
+    let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        let mut pairs = [0i32; 16];
+        for k in 0..16 {
+            pairs[k] = (x[2 * k] as i16 * y[2 * k] as i16) as i32
+                + (x[2 * k + 1] as i16 * y[2 * k + 1] as i16) as i32;
+        }
+        total += pairs.iter().sum::<i32>();
+    }
+    total
+        + ra.iter()
+            .zip(rb)
+            .map(|(&x, &y)| x as i32 * y as i32)
+            .sum::<i32>()
 }
 
 impl Gallery {
@@ -97,26 +111,43 @@ impl Gallery {
             .max_by(|a, b| a.score.total_cmp(&b.score))
     }
 
-    /// Best match: int8 scan, then exact re-scoring of the top candidates.
+    /// Best match: int8 scan (split over the rayon pool's threads), then exact re-scoring of
+    /// the top candidates.
     pub fn best(&self, probe: &[f32]) -> Option<Hit> {
+        use rayon::prelude::*;
         if self.is_empty() {
             return None;
         }
         let (pq, ps) = quantise(probe);
-        let mut top: Vec<(f32, usize)> = Vec::with_capacity(RERANK + 1);
-        let mut floor = f32::NEG_INFINITY;
-        for (index, t) in self.quant.chunks_exact(self.dims).enumerate() {
-            let approx = dot_i8(&pq, t) as f32 * ps * self.scales[index];
-            if top.len() < RERANK || approx > floor {
-                let at = top.partition_point(|&(s, _)| s > approx);
-                top.insert(at, (approx, index));
-                top.truncate(RERANK);
-                if top.len() == RERANK {
-                    floor = top[RERANK - 1].0;
+        // Slices of 8,192 templates (1.5 MiB of int8 at 192-d): big enough to amortise the
+        // hand-off, small enough to balance two cores.
+        let span = 8192 * self.dims;
+        let candidates: Vec<(f32, usize)> = self
+            .quant
+            .par_chunks(span)
+            .enumerate()
+            .flat_map_iter(|(c, chunk)| {
+                let base = c * 8192;
+                let mut top: Vec<(f32, usize)> = Vec::with_capacity(RERANK + 1);
+                let mut floor = f32::NEG_INFINITY;
+                let scales = &self.scales[base..base + chunk.len() / self.dims];
+                for (k, (t, &scale)) in chunk.chunks_exact(self.dims).zip(scales).enumerate() {
+                    let index = base + k;
+                    let approx = dot_i8(&pq, t) as f32 * ps * scale;
+                    if top.len() < RERANK || approx > floor {
+                        let at = top.partition_point(|&(s, _)| s > approx);
+                        top.insert(at, (approx, index));
+                        top.truncate(RERANK);
+                        if top.len() == RERANK {
+                            floor = top[RERANK - 1].0;
+                        }
+                    }
                 }
-            }
-        }
-        top.iter()
+                top
+            })
+            .collect();
+        candidates
+            .iter()
             .map(|&(_, index)| Hit {
                 index,
                 score: cosine(

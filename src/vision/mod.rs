@@ -122,7 +122,7 @@ impl VisionConfig {
                 format!("{} is out of range; allowed: 1 to 8", self.threads),
             ));
         }
-        if !(128..=640).contains(&self.detect_size) || self.detect_size % 32 != 0 {
+        if !(128..=640).contains(&self.detect_size) || !self.detect_size.is_multiple_of(32) {
             out.push((
                 "vision.detect_size",
                 format!(
@@ -137,10 +137,10 @@ impl VisionConfig {
             ("vision.identify_threshold", self.identify_threshold),
             ("vision.liveness_threshold", Some(self.liveness_threshold)),
         ] {
-            if let Some(v) = v {
-                if !(0.0..=1.0).contains(&v) {
-                    out.push((key, format!("{v} is out of range; allowed: 0 to 1")));
-                }
+            if let Some(v) = v
+                && !(0.0..=1.0).contains(&v)
+            {
+                out.push((key, format!("{v} is out of range; allowed: 0 to 1")));
             }
         }
         if !(1..=10).contains(&self.liveness_frames) {
