@@ -1,0 +1,139 @@
+//! The `clockface vision` commands as integrators call them: JSON fields and errors.
+
+mod common;
+
+use clockface::vision::runtime;
+use common::run;
+
+fn photo(name: &str) -> String {
+    runtime::dev_cache()
+        .join("photos")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn detect_json_has_box_score_and_five_landmarks() {
+    let (code, out, err) = run(&[
+        "vision",
+        "detect",
+        "--json",
+        &photo("obama.jpg"),
+        &photo("biden.jpg"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    let face = &v[0]["faces"][0];
+    assert_eq!(face["box"].as_array().unwrap().len(), 4);
+    assert!(face["score"].as_f64().unwrap() > 0.8);
+    assert_eq!(face["landmarks"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        (v[1]["width"].as_u64(), v[1]["height"].as_u64()),
+        (Some(970), Some(2204)),
+        "biden.jpg is 970x2204"
+    );
+}
+
+#[test]
+fn liveness_json_has_score_live_and_reason() {
+    let (code, out, err) = run(&[
+        "vision",
+        "liveness",
+        "--json",
+        &photo("obama.jpg"),
+        &photo("astronaut.png"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["live"], true);
+    assert_eq!(v[0]["reason"], "live");
+    assert!(v[0]["score"].as_f64().unwrap() < 0.2);
+    // The astronaut's face is small and soft: the sharpness gate refuses to call it live.
+    assert_eq!(v[1]["live"], false);
+    assert!(
+        v[1]["reason"].as_str().unwrap().contains("sharp"),
+        "{}",
+        v[1]
+    );
+}
+
+#[test]
+fn compare_json_with_both_embedders() {
+    let (code, out, err) = run(&[
+        "vision",
+        "compare",
+        "--json",
+        &photo("obama.jpg"),
+        &photo("obama2.jpg"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["match"], true);
+    assert_eq!(v["threshold"], 0.5);
+    assert_eq!(v["embedder"], "mobilefacenet");
+
+    // SFace through a config file, with its own default threshold (0.363).
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[vision]\nembedder = \"sface\"\n").unwrap();
+    let c = cfg.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "--config",
+        c,
+        "vision",
+        "compare",
+        "--json",
+        &photo("obama.jpg"),
+        &photo("obama3.jpg"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let same: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(same["embedder"], "sface");
+    assert!((same["threshold"].as_f64().unwrap() - 0.363).abs() < 1e-6);
+    assert_eq!(same["match"], true, "{same}");
+    let (_, out, _) = run(&[
+        "--config",
+        c,
+        "vision",
+        "compare",
+        "--json",
+        &photo("obama.jpg"),
+        &photo("biden.jpg"),
+    ]);
+    let diff: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(diff["match"], false, "{diff}");
+}
+
+#[test]
+fn missing_runtime_library_and_bad_image_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[vision]\nonnxruntime = \"/nonexistent/libonnxruntime.so\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "vision",
+        "detect",
+        &photo("obama.jpg"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("/nonexistent/libonnxruntime.so") && err.contains("not found"),
+        "{err}"
+    );
+
+    let bad = dir.path().join("not-an-image.jpg");
+    std::fs::write(&bad, b"hello").unwrap();
+    let (code, _, err) = run(&["vision", "detect", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("not-an-image.jpg") && err.contains("cannot read image"),
+        "{err}"
+    );
+}
