@@ -28,6 +28,12 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Face pipeline: models, thresholds, speed/accuracy trade-offs.
     pub vision: crate::vision::VisionConfig,
+    /// Camera.
+    pub camera: CameraConfig,
+    /// Door relay, LEDs, buzzer, motion sensor.
+    pub gpio: GpioConfig,
+    /// Badge reader.
+    pub badge: BadgeConfig,
     /// Diagnostics.
     pub log: LogConfig,
 }
@@ -82,11 +88,211 @@ pub struct PolicyConfig {
     /// Version of the check-in policy in force, written into every signed record so the
     /// backend knows which rules produced a verdict. At least 1. Default 1.
     pub version: u32,
+    /// How the direction of a check-in is decided: "in", "out", "auto" (the backend pairs
+    /// events) or "schedule" (by time of day, see `schedule`). Default "schedule".
+    pub direction: DirectionPolicy,
+    /// With `direction = "schedule"`: local time ("HH:MM") from which check-ins count as "out";
+    /// before it (from midnight) they count as "in". Default "12:00".
+    pub out_from: String,
+    /// Anti-passback: the same person again within this many minutes is told "already checked
+    /// in" and no second attendance record is written. 0 disables it. Default 5.
+    pub anti_passback_minutes: u32,
+    /// Allow check-in by face alone (1:N over the roster), without a badge. Default false.
+    pub face_only: bool,
+    /// Face attempts (capture windows) before the kiosk offers the PIN instead. 1–5. Default 2.
+    pub face_attempts: u32,
+    /// Seconds a capture window lasts before it counts as a failed attempt. 3–30. Default 8.
+    pub capture_seconds: u32,
+    /// Seconds the PIN pad waits for input. 5–60. Default 20.
+    pub pin_seconds: u32,
+    /// Seconds a verdict stays on screen. 1–15. Default 3.
+    pub verdict_seconds: u32,
+    /// Version of the consent text shown at enrolment, recorded with every consent decision.
+    /// Default "2026-01".
+    pub consent_text_version: String,
+    /// Good frames captured per enrolment (each stored as one encrypted template). 3–5. Default 3.
+    pub enrol_frames: u32,
+}
+
+/// How check-in direction is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectionPolicy {
+    /// Always "in".
+    In,
+    /// Always "out".
+    Out,
+    /// Undecided on the kiosk; the backend pairs events.
+    Auto,
+    /// "in" before `out_from`, "out" from it.
+    Schedule,
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig { version: 1 }
+        PolicyConfig {
+            version: 1,
+            direction: DirectionPolicy::Schedule,
+            out_from: "12:00".into(),
+            anti_passback_minutes: 5,
+            face_only: false,
+            face_attempts: 2,
+            capture_seconds: 8,
+            pin_seconds: 20,
+            verdict_seconds: 3,
+            consent_text_version: "2026-01".into(),
+            enrol_frames: 3,
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// `out_from` as minutes after midnight, if well-formed.
+    pub fn out_from_minute(&self) -> Option<u32> {
+        let (h, m) = self.out_from.split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60 && self.out_from.len() == 5).then_some(h * 60 + m)
+    }
+}
+
+/// `[camera]`: where frames come from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraConfig {
+    /// "v4l" (a USB or CSI camera through Video4Linux) or "replay" (scripted real photos, for
+    /// the demo and tests). Default "v4l".
+    pub kind: CameraKind,
+    /// V4L device node. Default "/dev/video0".
+    pub device: PathBuf,
+    /// Capture width in pixels. Default 640.
+    pub width: u32,
+    /// Capture height in pixels. Default 480.
+    pub height: u32,
+    /// Frames per second requested from the camera. 1–60. Default 15.
+    pub fps: u32,
+    /// Pixel format: "mjpeg" or "yuyv". Default "mjpeg" (less USB bandwidth).
+    pub format: PixelFormat,
+    /// Seconds without a frame before the camera counts as stalled and is reopened. Default 3.
+    pub stall_seconds: u32,
+}
+
+/// Camera backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraKind {
+    /// Video4Linux device.
+    V4l,
+    /// Scripted replay of photos.
+    Replay,
+}
+
+/// V4L pixel format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelFormat {
+    /// Motion JPEG.
+    Mjpeg,
+    /// YUV 4:2:2 packed.
+    Yuyv,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        CameraConfig {
+            kind: CameraKind::V4l,
+            device: PathBuf::from("/dev/video0"),
+            width: 640,
+            height: 480,
+            fps: 15,
+            format: PixelFormat::Mjpeg,
+            stall_seconds: 3,
+        }
+    }
+}
+
+/// `[gpio]`: door relay, LEDs, buzzer, motion sensor (BCM pin numbers).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpioConfig {
+    /// "rppal" (Raspberry Pi GPIO) or "sim" (records pin changes; demo and tests). Default "rppal".
+    pub kind: GpioKind,
+    /// Door relay output pin. Default 17.
+    pub relay_pin: u8,
+    /// How long the relay opens the door, in milliseconds. 100–10000. Default 1500.
+    pub relay_ms: u32,
+    /// Green LED pin. Default 27.
+    pub green_pin: u8,
+    /// Red LED pin. Default 22.
+    pub red_pin: u8,
+    /// Buzzer pin. Default 23.
+    pub buzzer_pin: u8,
+    /// PIR motion sensor input pin that wakes the screen; none if absent. Default none.
+    pub pir_pin: Option<u8>,
+    /// The relay board switches on a low level (common for opto-isolated boards). Default false.
+    pub relay_active_low: bool,
+}
+
+/// GPIO backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpioKind {
+    /// Raspberry Pi GPIO through rppal.
+    Rppal,
+    /// Simulated pins.
+    Sim,
+}
+
+impl Default for GpioConfig {
+    fn default() -> Self {
+        GpioConfig {
+            kind: GpioKind::Rppal,
+            relay_pin: 17,
+            relay_ms: 1500,
+            green_pin: 27,
+            red_pin: 22,
+            buzzer_pin: 23,
+            pir_pin: None,
+            relay_active_low: false,
+        }
+    }
+}
+
+/// `[badge]`: the badge reader.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BadgeConfig {
+    /// "evdev" (USB keyboard-wedge reader), "mfrc522" (RC522 module on SPI) or "sim".
+    /// Default "evdev".
+    pub kind: BadgeKind,
+    /// Input device of a keyboard-wedge reader; a /dev/input/by-id path survives re-plugging.
+    /// Default "/dev/input/by-id/usb-badge-reader-event-kbd".
+    pub device: PathBuf,
+    /// SPI bus (0 or 1) and chip select of an MFRC522. Default 0 and 0.
+    pub spi_bus: u8,
+    /// SPI chip select of an MFRC522.
+    pub spi_cs: u8,
+}
+
+/// Badge reader backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BadgeKind {
+    /// USB keyboard-wedge reader through evdev.
+    Evdev,
+    /// MFRC522 13.56 MHz reader on SPI.
+    Mfrc522,
+    /// Simulated reader.
+    Sim,
+}
+
+impl Default for BadgeConfig {
+    fn default() -> Self {
+        BadgeConfig {
+            kind: BadgeKind::Evdev,
+            device: PathBuf::from("/dev/input/by-id/usb-badge-reader-event-kbd"),
+            spi_bus: 0,
+            spi_cs: 0,
+        }
     }
 }
 
@@ -207,6 +413,62 @@ impl Config {
         }
         if self.policy.version == 0 {
             bad("policy.version", "is 0; allowed: 1 or more".into());
+        }
+        let p = &self.policy;
+        if p.out_from_minute().is_none() {
+            bad(
+                "policy.out_from",
+                format!(
+                    "{:?} is not a time; allowed: \"HH:MM\", 00:00 to 23:59",
+                    p.out_from
+                ),
+            );
+        }
+        for (key, v, lo, hi) in [
+            ("policy.face_attempts", p.face_attempts, 1, 5),
+            ("policy.capture_seconds", p.capture_seconds, 3, 30),
+            ("policy.pin_seconds", p.pin_seconds, 5, 60),
+            ("policy.verdict_seconds", p.verdict_seconds, 1, 15),
+            ("policy.enrol_frames", p.enrol_frames, 3, 5),
+            (
+                "policy.anti_passback_minutes",
+                p.anti_passback_minutes,
+                0,
+                1440,
+            ),
+            ("camera.fps", self.camera.fps, 1, 60),
+            ("camera.width", self.camera.width, 160, 4096),
+            ("camera.height", self.camera.height, 120, 4096),
+            ("camera.stall_seconds", self.camera.stall_seconds, 1, 60),
+            ("gpio.relay_ms", self.gpio.relay_ms, 100, 10_000),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                bad(key, format!("{v} is out of range; allowed: {lo} to {hi}"));
+            }
+        }
+        if p.consent_text_version.is_empty() || p.consent_text_version.len() > 32 {
+            bad(
+                "policy.consent_text_version",
+                "allowed: 1 to 32 characters".into(),
+            );
+        }
+        let pins = [
+            ("gpio.relay_pin", Some(self.gpio.relay_pin)),
+            ("gpio.green_pin", Some(self.gpio.green_pin)),
+            ("gpio.red_pin", Some(self.gpio.red_pin)),
+            ("gpio.buzzer_pin", Some(self.gpio.buzzer_pin)),
+            ("gpio.pir_pin", self.gpio.pir_pin),
+        ];
+        for (i, (key, pin)) in pins.iter().enumerate() {
+            let Some(pin) = pin else { continue };
+            if *pin > 27 {
+                bad(
+                    key,
+                    format!("{pin} is not a header GPIO; allowed: BCM 0 to 27"),
+                );
+            } else if pins[..i].iter().any(|(_, other)| *other == Some(*pin)) {
+                bad(key, format!("pin {pin} is already used by another output"));
+            }
         }
         for (key, message) in self.vision.problems() {
             bad(key, message);

@@ -22,11 +22,13 @@
 //! - [`error`] — the error type and its retry/alert/reject classification.
 
 pub mod bench;
+pub mod camera;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod hw;
 pub mod store;
 pub mod vision;
 
