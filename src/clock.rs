@@ -181,3 +181,53 @@ mod tests {
         assert_eq!(c.monotonic_ns(), 1_000_000_000);
     }
 }
+
+/// A real-time clock that a script can move forward in jumps: between jumps it runs at real
+/// speed (timeouts behave as on a kiosk), and a jump moves wall and monotonic time together
+/// (so "four hours later" also ends anti-passback windows). Used by the scripted demo day.
+#[derive(Debug)]
+pub struct ScriptClock {
+    start: std::time::Instant,
+    base_wall_ms: i64,
+    jumped_ms: AtomicI64,
+    boot_id: [u8; 16],
+}
+
+impl ScriptClock {
+    /// Starts at `wall_ms`.
+    pub fn new(wall_ms: i64) -> Self {
+        ScriptClock {
+            start: std::time::Instant::now(),
+            base_wall_ms: wall_ms,
+            jumped_ms: AtomicI64::new(0),
+            boot_id: read_boot_id().unwrap_or([0; 16]),
+        }
+    }
+
+    /// Moves forward to `wall_ms` (never backwards).
+    pub fn jump_to(&self, wall_ms: i64) {
+        let delta = wall_ms - self.wall_ms();
+        if delta > 0 {
+            self.jumped_ms.fetch_add(delta, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Clock for ScriptClock {
+    fn wall_ms(&self) -> i64 {
+        self.base_wall_ms
+            + self.start.elapsed().as_millis() as i64
+            + self.jumped_ms.load(Ordering::SeqCst)
+    }
+    fn monotonic_ns(&self) -> u64 {
+        1_000_000_000
+            + self.start.elapsed().as_nanos() as u64
+            + self.jumped_ms.load(Ordering::SeqCst) as u64 * 1_000_000
+    }
+    fn synchronised(&self) -> bool {
+        false // scripted time is not real time, and the records say so
+    }
+    fn boot_id(&self) -> [u8; 16] {
+        self.boot_id
+    }
+}

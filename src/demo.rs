@@ -1,74 +1,326 @@
-//! `clockface demo`: the embedded default run, needing no config, hardware or network.
+//! `clockface demo`: the embedded default — the real kiosk loop on simulated hardware.
 //!
-//! Builds a temporary store, enrols a small fictional roster (with one consent declined), plays
-//! a scripted morning of badge + PIN check-ins — including an unknown badge and a wrong PIN —
-//! prints every event and decision as it happens, then verifies the signed chains and shows the
-//! export. Face verification joins this script once the vision pipeline lands.
+//! A temporary store, the real models (when `models/fetch.py` has fetched them; otherwise the
+//! kiosk runs badge + PIN only and says why), a replay camera showing real test photos, a
+//! simulated badge reader and PIN pad, and simulated GPIO. A scripted day plays out at real speed
+//! between jumps of the clock: an admin enrols two people (a third declines consent), arrivals by
+//! badge + face, a repeat tap (anti-passback), an impostor with someone else's badge, a phone
+//! screen held up to the camera, badge + PIN for the person without consent, the camera unplugged
+//! at lunch, departures. Every screen, record and pin change is printed as it happens; the demo
+//! ends by verifying the signed chains.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::clock::{Clock, SimClock};
-use crate::config::Config;
-use crate::error::Result;
-use crate::store::export::{ExportFormat, rfc3339_ms};
-use crate::store::record::{Direction, Method, NewRecord, Outcome};
+use tokio::sync::mpsc;
+
+use crate::camera::replay::{self, ReplayFeed, Scene};
+use crate::camera::{Camera, CameraStatus};
+use crate::clock::{Clock, ScriptClock};
+use crate::config::{Config, GpioKind};
+use crate::error::{Error, Result};
+use crate::hw::badge::SimBadge;
+use crate::hw::gpio::{Pin, SimGpio};
+use crate::kiosk::machine::Screen;
+use crate::kiosk::runner::{self, Kiosk, Report, UiInput};
+use crate::store::record::Outcome;
 use crate::store::roster::Employee;
 use crate::store::{Store, StoreOptions};
+use crate::vision::image::Frame;
+use crate::vision::{FaceAvailability, Vision};
 
-/// One scripted interaction at the kiosk.
-struct Step {
-    after: Duration,
-    badge: &'static str,
-    pin: &'static str,
-    direction: Direction,
+/// Figures the demo measured.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DemoSummary {
+    /// Accepted check-ins.
+    pub accepted: u64,
+    /// Failed attempts.
+    pub rejected: u64,
+    /// Door relay pulses.
+    pub relay_pulses: usize,
+    /// Tap-to-verdict latencies (ms) of badge check-ins.
+    pub latencies_ms: Vec<f64>,
+    /// Peak RSS of the process (MiB).
+    pub peak_rss_mib: f64,
+    /// Whether face check-in was available.
+    pub face_available: bool,
 }
 
-const ADMIN: &str = "A0001";
+struct Script<'a> {
+    out: &'a mut dyn Write,
+    reports: mpsc::UnboundedReceiver<Report>,
+    clock: Arc<ScriptClock>,
+    day_start: i64,
+    badge: std::sync::mpsc::Sender<String>,
+    ui: mpsc::UnboundedSender<UiInput>,
+    feed: ReplayFeed,
+    summary: DemoSummary,
+    last_screen: Option<Screen>,
+}
 
-/// Runs the demo in `dir` (a fresh temporary directory when `None`), writing to `out`.
-pub fn run(dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
-    let tmp;
-    let data_dir = match dir {
-        Some(d) => d.to_path_buf(),
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("clockface-demo-")
-                .tempdir()
-                .map_err(|e| crate::Error::io(std::env::temp_dir(), e))?;
-            tmp.path().join("data")
+impl Script<'_> {
+    fn line(&mut self, text: &str) {
+        let t = chrono::DateTime::from_timestamp_millis(self.clock.wall_ms())
+            .unwrap_or_default()
+            .with_timezone(&chrono::Local)
+            .format("%H:%M:%S");
+        let _ = writeln!(self.out, "{t}  {text}");
+    }
+
+    fn at(&mut self, hh: i64, mm: i64, what: &str) {
+        self.clock.jump_to(self.day_start + (hh * 60 + mm) * 60_000);
+        let _ = writeln!(self.out);
+        self.line(&format!("── {what}"));
+    }
+
+    fn narrate(&mut self, r: &Report) {
+        match r {
+            Report::Screen(s) => {
+                if self.last_screen.as_ref() == Some(s) {
+                    return;
+                }
+                self.last_screen = Some(s.clone());
+                let text = match s {
+                    Screen::Idle { face_available } => format!(
+                        "screen: idle ({})",
+                        if *face_available {
+                            "badge, then look at the camera"
+                        } else {
+                            "badge + PIN"
+                        }
+                    ),
+                    Screen::Capture { name, guidance } => {
+                        format!("screen: {name}: {}", guidance.prompt())
+                    }
+                    Screen::Challenge { name, prompt } => format!("screen: {name}: {prompt}"),
+                    Screen::PinPad { name, reason } => {
+                        format!("screen: PIN pad for {name} ({reason})")
+                    }
+                    Screen::Accepted { name, direction } => {
+                        format!("screen: ✔ {name} checked {direction}")
+                    }
+                    Screen::Rejected { name, reason } => format!(
+                        "screen: ✘ {}{reason}",
+                        name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default()
+                    ),
+                    Screen::AlreadyCheckedIn { name, minutes_ago } => {
+                        let ago = if *minutes_ago == 0 {
+                            "moments".to_string()
+                        } else {
+                            format!("{minutes_ago} min")
+                        };
+                        format!(
+                            "screen: {name} already checked in {ago} ago (nothing recorded twice)"
+                        )
+                    }
+                    Screen::Admin { name } => format!("screen: admin mode ({name})"),
+                    Screen::Consent { name, text_version } => {
+                        format!("screen: consent text v{text_version} for {name}")
+                    }
+                    Screen::Enrolling {
+                        name,
+                        captured,
+                        needed,
+                        ..
+                    } => format!("screen: enrolling {name}: {captured}/{needed} good frames"),
+                    Screen::EnrolDone { name, message, .. } => format!("screen: {name}: {message}"),
+                };
+                self.line(&text);
+            }
+            Report::Recorded {
+                seq,
+                outcome,
+                reason,
+                employee,
+            } => {
+                match outcome {
+                    Outcome::Accepted => self.summary.accepted += 1,
+                    Outcome::Rejected => self.summary.rejected += 1,
+                }
+                let who = if employee.is_empty() {
+                    "nobody identified".to_string()
+                } else {
+                    employee.clone()
+                };
+                let why = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(", reason {reason}")
+                };
+                self.line(&format!(
+                    "record #{seq} {outcome} ({who}{why}) — signed, durable"
+                ));
+            }
+            Report::Pin(pin, on) => {
+                if *pin == Pin::Relay && *on {
+                    self.summary.relay_pulses += 1;
+                }
+                if *pin != Pin::Buzzer {
+                    self.line(&format!("gpio: {pin:?} {}", if *on { "on" } else { "off" }));
+                }
+            }
+            Report::Camera(s) => {
+                let text = match s {
+                    CameraStatus::Live => "camera: live".to_string(),
+                    CameraStatus::Starting => "camera: starting".to_string(),
+                    CameraStatus::Lost { reason } => {
+                        format!("camera: lost ({reason}); reconnecting with backoff")
+                    }
+                };
+                self.line(&text);
+            }
+            Report::Latency(ms) => self.summary.latencies_ms.push(*ms),
+            Report::Started(FaceAvailability::Ready) => {
+                self.summary.face_available = true;
+                self.line("face check-in ready (models loaded, checksums verified)");
+            }
+            Report::Started(FaceAvailability::Unavailable { reason }) => self.line(&format!(
+                "face check-in UNAVAILABLE, badge + PIN only: {reason}"
+            )),
+            Report::Error(e) => self.line(&format!("error: {e}")),
         }
-    };
-    // 2026-11-30 08:40 UTC: a Monday morning.
-    let clock = Arc::new(SimClock::new(1_796_028_000_000));
-    let opts = StoreOptions {
-        data_dir: data_dir.clone(),
-        ..StoreOptions::from_config(&Config::default())
-    };
-    let mut store = Store::open(&opts, clock.clone())?;
+    }
+
+    /// Prints reports until one matches, or fails after `secs`.
+    async fn until(&mut self, secs: u64, what: &str, want: impl Fn(&Report) -> bool) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            match tokio::time::timeout_at(deadline, self.reports.recv()).await {
+                Ok(Some(r)) => {
+                    self.narrate(&r);
+                    if want(&r) {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Err(Error::invalid("demo", "the kiosk stopped")),
+                Err(_) => {
+                    return Err(Error::invalid(
+                        "demo",
+                        format!("timed out waiting for {what}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn idle(&mut self) -> Result<()> {
+        self.until(40, "the idle screen", |r| {
+            matches!(r, Report::Screen(Screen::Idle { .. }))
+        })
+        .await
+    }
+
+    /// Waits for the verdict of the current check-in, then for the idle screen.
+    async fn done(&mut self) -> Result<()> {
+        self.until(60, "a verdict", |r| {
+            matches!(
+                r,
+                Report::Screen(
+                    Screen::Accepted { .. }
+                        | Screen::Rejected { .. }
+                        | Screen::AlreadyCheckedIn { .. }
+                )
+            )
+        })
+        .await?;
+        self.idle().await
+    }
+
+    fn tap(&mut self, badge: &str, who: &str) {
+        self.line(&format!("{who} taps a badge"));
+        let _ = self.badge.send(badge.into());
+    }
+
+    fn show(&mut self, scene: Scene, what: &str) {
+        self.line(&format!("camera sees: {what}"));
+        self.feed.show(scene);
+    }
+
+    fn ui(&mut self, input: UiInput) {
+        let _ = self.ui.send(input);
+    }
+
+    /// Answers the PIN pad whenever it appears, until the kiosk is idle again.
+    async fn pin_when_asked(&mut self, pin: &str, times: usize) -> Result<()> {
+        for _ in 0..times {
+            self.until(40, "the PIN pad", |r| {
+                matches!(r, Report::Screen(Screen::PinPad { .. }))
+            })
+            .await?;
+            self.line("PIN typed on the pad");
+            self.ui(UiInput::Pin(pin.into()));
+        }
+        Ok(())
+    }
+}
+
+fn photos_dir() -> PathBuf {
+    crate::vision::runtime::dev_cache().join("photos")
+}
+
+fn load_photo(name: &str) -> Result<Arc<Frame>> {
+    Frame::open(&photos_dir().join(name))
+        .map(Arc::new)
+        .map_err(|e| Error::invalid("demo photos", format!("{e} (run models/fetch.py)")))
+}
+
+/// The photo framed head-and-shoulders around its main face, as the kiosk camera would see the
+/// person; unchanged when no face is found.
+fn portrait(v: &mut Vision, photo: &Arc<Frame>) -> Arc<Frame> {
+    match v.detect(photo).ok().and_then(|f| f.into_iter().next()) {
+        Some(face) => Arc::new(replay::head_and_shoulders(photo, &face)),
+        None => photo.clone(),
+    }
+}
+
+/// Runs the demo, in `keep` (kept afterwards) or a temporary directory.
+pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
+    let tmp = tempfile::Builder::new()
+        .prefix("clockface-demo-")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let data_dir = keep
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| tmp.path().join("data"));
+    let mut config = Config::default();
+    config.store.data_dir = std::path::absolute(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
+    config.gpio.kind = GpioKind::Sim;
+    config.policy.pin_seconds = 6;
+    config.policy.verdict_seconds = 2;
+    config.policy.capture_seconds = 5;
+
+    // Today, 08:40 local time.
+    let today = chrono::Local::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight");
+    let day_start = today
+        .and_local_timezone(chrono::Local)
+        .earliest()
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(0);
+    let clock = Arc::new(ScriptClock::new(day_start + (8 * 60 + 40) * 60_000));
+
+    let mut store = Store::open(&StoreOptions::from_config(&config), clock.clone())?;
     let id = store.identity().clone();
-    let _ = writeln!(
-        out,
-        "Clockface demo — temporary store {}",
-        data_dir.display()
-    );
+    let _ = writeln!(out, "Clockface demo — store {}", data_dir.display());
     let _ = writeln!(
         out,
         "  device {}  public key {}",
         id.device_id,
         hex::encode(id.public_key.as_bytes())
     );
-
     let roster = [
-        ("A0001", "Site Admin", true, "BADGE-0001", "9999"),
-        ("E1001", "Mei Lin", false, "04:A1:B2:C3", "1234"),
-        ("E1002", "Tom Okafor", false, "04:D4:E5:F6", "5678"),
+        ("A0001", "Site Admin", true, "ADMIN-0001", "9999"),
+        ("E1001", "Alex Morgan", false, "04:A1:B2:C3", "1234"),
+        ("E1002", "Sam Rivera", false, "04:D4:E5:F6", "5678"),
+        ("E1003", "Jo Kim", false, "0A:0B:0C:0D", "2468"),
     ];
     for (emp, name, admin, badge, pin) in roster {
         store.upsert_employee(
-            ADMIN,
+            "A0001",
             &Employee {
                 id: emp.into(),
                 display_name: name.into(),
@@ -76,107 +328,221 @@ pub fn run(dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
                 is_admin: admin,
             },
         )?;
-        store.add_badge(ADMIN, badge, emp)?;
-        store.set_pin(ADMIN, emp, pin)?;
+        store.add_badge("A0001", badge, emp)?;
+        store.set_pin("A0001", emp, pin)?;
     }
-    store.record_consent("E1001", true, "2026-01", ADMIN)?;
-    store.record_consent("E1002", false, "2026-01", ADMIN)?;
     let _ = writeln!(
         out,
-        "  roster: 3 people; E1001 consented to face enrolment, E1002 declined (badge + PIN only)"
+        "  roster: Site Admin, Alex Morgan, Sam Rivera, Jo Kim (fictional names; faces are the public test photos)"
     );
 
-    let script = [
-        Step {
-            after: Duration::from_secs(17 * 60),
-            badge: "04a1b2c3",
-            pin: "1234",
-            direction: Direction::In,
-        },
-        Step {
-            after: Duration::from_secs(3 * 60),
-            badge: "DEADBEEF",
-            pin: "0000",
-            direction: Direction::In,
-        },
-        Step {
-            after: Duration::from_secs(2 * 60),
-            badge: "04 D4 E5 F6",
-            pin: "1111",
-            direction: Direction::In,
-        },
-        Step {
-            after: Duration::from_secs(20),
-            badge: "04 D4 E5 F6",
-            pin: "5678",
-            direction: Direction::In,
-        },
-        Step {
-            after: Duration::from_secs(4 * 3600),
-            badge: "04A1B2C3",
-            pin: "1234",
-            direction: Direction::Out,
-        },
-    ];
-    for step in script {
-        clock.advance(step.after);
-        let when = rfc3339_ms(clock.wall_ms());
-        let employee = store.employee_by_badge(step.badge)?;
-        let (new, verdict) = match employee {
-            None => (
-                rejected("", step.direction, "unknown_badge"),
-                "rejected: badge is not on the roster".to_string(),
-            ),
-            Some(e) if store.verify_pin(&e.id, step.pin)? => (
-                NewRecord {
-                    outcome: Outcome::Accepted,
-                    employee_id: e.id.clone(),
-                    direction: step.direction,
-                    method: Method::BadgePin,
-                    reason: String::new(),
-                    liveness: None,
-                    match_score: None,
-                },
-                format!("checked {} {}", step.direction, e.display_name),
-            ),
-            Some(e) => (
-                rejected(&e.id, step.direction, "pin_mismatch"),
-                format!("rejected {}: wrong PIN", e.id),
-            ),
-        };
-        let a = store.append(&new)?;
-        let _ = writeln!(
-            out,
-            "{when}  badge tap + PIN  -> {verdict}  [record #{} durable]",
-            a.seq
-        );
-    }
+    let alex = load_photo("obama.jpg")?;
+    let alex_enrol = load_photo("obama2.jpg")?;
+    let alex_other = load_photo("obama3.jpg")?;
+    let sam = load_photo("biden.jpg")?;
 
-    let mut report = Vec::new();
-    let cfg = Config {
-        store: crate::config::StoreConfig {
-            data_dir: data_dir.clone(),
-            ..Default::default()
-        },
-        ..Default::default()
+    let feed = ReplayFeed::new();
+    let camera = Camera::spawn(replay::opener(feed.clone(), 10, 640, 480));
+    let gpio = SimGpio::new(clock.clone());
+    let (badge_reader, badge_tx) = SimBadge::new();
+    let (mut vision, availability) = Vision::load_or_explain(&config.vision);
+    // People stand close to a kiosk: frame each photo head-and-shoulders, as the camera would.
+    let (alex, alex_enrol, alex_other, sam) = match vision.as_mut() {
+        Some(v) => (
+            portrait(v, &alex),
+            portrait(v, &alex_enrol),
+            portrait(v, &alex_other),
+            portrait(v, &sam),
+        ),
+        None => (alex, alex_enrol, alex_other, sam),
     };
-    drop(store);
-    crate::commands::verify(&cfg, false, &mut report)?;
-    let _ = writeln!(out, "\n$ clockface verify");
-    let _ = out.write_all(&report);
-    let _ = writeln!(out, "\n$ clockface export --format csv");
-    crate::commands::export(&cfg, None, None, ExportFormat::Csv, out)?;
-    Ok(())
-}
+    let sam_on_phone = Arc::new(replay::phone_screen(&sam));
+    let kiosk = Kiosk {
+        config: config.clone(),
+        store,
+        vision,
+        availability,
+        camera,
+        gpio: Box::new(gpio.clone()),
+        badge: Box::new(badge_reader),
+        clock: clock.clone(),
+    };
+    let (ui_tx, ui_rx) = mpsc::unbounded_channel();
+    let (rep_tx, rep_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
 
-fn rejected(employee: &str, direction: Direction, reason: &str) -> NewRecord {
-    NewRecord {
-        outcome: Outcome::Rejected,
-        employee_id: employee.into(),
-        direction,
-        method: Method::BadgePin,
-        reason: reason.into(),
-        liveness: None,
-        match_score: None,
-    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
+    let started = Instant::now();
+    let result: Result<DemoSummary> = rt.block_on(async {
+        let kiosk_task = tokio::spawn(runner::run(kiosk, ui_rx, Some(rep_tx), async {
+            let _ = stop_rx.await;
+        }));
+        let mut s = Script {
+            out,
+            reports: rep_rx,
+            clock: clock.clone(),
+            day_start,
+            badge: badge_tx,
+            ui: ui_tx,
+            feed: feed.clone(),
+            summary: DemoSummary::default(),
+            last_screen: None,
+        };
+        let script = async {
+            s.until(30, "start-up", |r| matches!(r, Report::Started(_)))
+                .await?;
+            s.until(30, "the camera", |r| {
+                matches!(r, Report::Camera(CameraStatus::Live))
+            })
+            .await?;
+            let face = s.summary.face_available;
+
+            s.at(
+                8,
+                40,
+                "the site admin enrols two employees; a third declines",
+            );
+            for (emp, name, photo, consent) in [
+                ("E1001", "Alex Morgan", alex_enrol.clone(), true),
+                ("E1002", "Sam Rivera", sam.clone(), true),
+                ("E1003", "Jo Kim", alex.clone(), false),
+            ] {
+                s.tap("ADMIN-0001", "the admin");
+                s.until(10, "admin mode", |r| {
+                    matches!(r, Report::Screen(Screen::Admin { .. }))
+                })
+                .await?;
+                s.show(Scene::Person(photo), name);
+                s.ui(UiInput::Enrol(emp.into()));
+                s.until(10, "the consent screen", |r| {
+                    matches!(r, Report::Screen(Screen::Consent { .. }))
+                })
+                .await?;
+                s.line(&format!(
+                    "{name} {} the consent text",
+                    if consent { "accepts" } else { "declines" }
+                ));
+                s.ui(UiInput::Consent(consent));
+                s.until(40, "the end of enrolment", |r| {
+                    matches!(r, Report::Screen(Screen::EnrolDone { .. }))
+                })
+                .await?;
+                s.idle().await?;
+                s.show(Scene::Empty, "nobody");
+            }
+
+            s.at(8, 57, "Alex arrives");
+            s.show(Scene::Person(alex.clone()), "Alex");
+            s.tap("04A1B2C3", "Alex");
+            if !face {
+                s.pin_when_asked("1234", 1).await?;
+            }
+            s.done().await?;
+
+            s.at(8, 58, "Alex taps again a minute later");
+            s.tap("04:a1:b2:c3", "Alex");
+            s.done().await?;
+
+            s.at(9, 5, "an impostor: Alex holds Sam's badge");
+            s.show(Scene::Person(alex_other.clone()), "Alex (with Sam's badge)");
+            s.tap("04D4E5F6", "the impostor");
+            s.pin_when_asked("0000", 3).await?;
+            s.done().await?;
+
+            s.at(
+                9,
+                20,
+                "a replayed-photo attack: Sam's photo on a phone screen, with Sam's badge",
+            );
+            s.show(
+                Scene::Person(sam_on_phone.clone()),
+                "a phone screen showing Sam",
+            );
+            s.tap("04D4E5F6", "the attacker");
+            s.until(40, "the PIN pad", |r| {
+                matches!(r, Report::Screen(Screen::PinPad { .. }))
+            })
+            .await?;
+            s.line("the attacker does not know the PIN and walks away");
+            s.done().await?;
+
+            s.at(9, 31, "Sam arrives");
+            s.show(Scene::Person(sam.clone()), "Sam");
+            s.tap("04D4E5F6", "Sam");
+            if !face {
+                s.pin_when_asked("5678", 1).await?;
+            }
+            s.done().await?;
+
+            s.at(9, 40, "Jo (no face consent) arrives: badge + PIN");
+            s.show(Scene::Empty, "nobody");
+            s.tap("0A0B0C0D", "Jo");
+            s.pin_when_asked("2468", 1).await?;
+            s.done().await?;
+
+            s.at(12, 5, "the camera cable is pulled; Alex leaves for lunch");
+            s.show(Scene::Unplugged, "nothing (unplugged)");
+            s.until(20, "camera lost", |r| {
+                matches!(r, Report::Camera(CameraStatus::Lost { .. }))
+            })
+            .await?;
+            s.tap("04A1B2C3", "Alex");
+            s.pin_when_asked("1234", 1).await?;
+            s.done().await?;
+
+            s.at(13, 0, "the camera is plugged back in");
+            s.show(Scene::Empty, "nobody");
+            s.until(20, "camera live", |r| {
+                matches!(r, Report::Camera(CameraStatus::Live))
+            })
+            .await?;
+
+            s.at(17, 30, "Sam leaves");
+            s.show(Scene::Person(sam.clone()), "Sam");
+            s.tap("04D4E5F6", "Sam");
+            if !face {
+                s.pin_when_asked("5678", 1).await?;
+            }
+            s.done().await?;
+
+            s.at(17, 45, "someone taps a badge that is not on the roster");
+            s.show(Scene::Empty, "nobody");
+            s.tap("DEADBEEF", "a visitor");
+            s.done().await?;
+            Ok::<(), Error>(())
+        };
+        let outcome = script.await;
+        let _ = stop_tx.send(());
+        kiosk_task
+            .await
+            .map_err(|e| Error::invalid("kiosk task", e.to_string()))??;
+        outcome?;
+        let mut summary = std::mem::take(&mut s.summary);
+        summary.peak_rss_mib = crate::bench::peak_rss_mib();
+        Ok(summary)
+    });
+    let summary = result?;
+
+    let (lat_med, lat_p95) = crate::bench::median_p95(summary.latencies_ms.clone());
+    let _ = writeln!(
+        out,
+        "\nday over in {:.0} s: {} check-ins, {} failed attempts, door opened {} times",
+        started.elapsed().as_secs_f64(),
+        summary.accepted,
+        summary.rejected,
+        summary.relay_pulses
+    );
+    let _ = writeln!(
+        out,
+        "tap-to-verdict latency: median {lat_med:.0} ms, p95 {lat_p95:.0} ms over {} verdicts; peak RSS {:.0} MiB",
+        summary.latencies_ms.len(),
+        summary.peak_rss_mib
+    );
+    let _ = writeln!(out, "\n$ clockface verify");
+    crate::commands::verify(&config, false, out)?;
+    Ok(summary)
 }

@@ -29,6 +29,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod hw;
+pub mod kiosk;
 pub mod store;
 pub mod vision;
 

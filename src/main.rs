@@ -24,7 +24,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the embedded default: a scripted session against a temporary store.
+    /// Run the kiosk with the configured camera, badge reader, GPIO and store.
+    Run,
+    /// Record consent and enrol an employee's face from 1-5 photos (no image is kept).
+    Enroll {
+        /// Employee id (must be on the roster).
+        #[arg(long)]
+        employee: String,
+        /// Id of the admin who witnessed the employee's consent.
+        #[arg(long)]
+        consent_witness: String,
+        /// Photos of the employee, one face each.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the roster.
+    Roster {
+        #[command(subcommand)]
+        command: RosterCmd,
+    },
+    /// Run the embedded default: a scripted day on simulated hardware with real models.
     Demo {
         /// Keep the demo store in this directory instead of a temporary one.
         #[arg(long, value_name = "DIR")]
@@ -70,6 +92,31 @@ enum Cmd {
     Bench {
         #[command(subcommand)]
         command: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RosterCmd {
+    /// Add or update an employee.
+    Add {
+        /// Employee id.
+        #[arg(long)]
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Badge id (repeatable).
+        #[arg(long = "badge")]
+        badges: Vec<String>,
+        /// May enter admin mode.
+        #[arg(long)]
+        admin: bool,
+        /// On the roster but not allowed to check in.
+        #[arg(long)]
+        inactive: bool,
+        /// Read a PIN (4-12 digits) from the first line of standard input.
+        #[arg(long)]
+        pin_stdin: bool,
     },
 }
 
@@ -187,9 +234,45 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
         Ok(cfg)
     };
     match cmd {
+        Cmd::Run => commands::kiosk::run(load()?),
+        Cmd::Enroll {
+            employee,
+            consent_witness,
+            images,
+            json,
+        } => commands::kiosk::enroll(
+            &load()?,
+            &employee,
+            &consent_witness,
+            &images,
+            json,
+            &mut stdout,
+        )
+        .map(drop),
+        Cmd::Roster {
+            command:
+                RosterCmd::Add {
+                    id,
+                    name,
+                    badges,
+                    admin,
+                    inactive,
+                    pin_stdin,
+                },
+        } => commands::kiosk::roster_add(
+            &load()?,
+            &id,
+            &name,
+            &badges,
+            admin,
+            inactive,
+            pin_stdin,
+            &mut stdout,
+        ),
         Cmd::Demo { keep } => {
-            commands::init_logging("info");
-            clockface::demo::run(keep.as_deref(), &mut stdout)
+            commands::init_logging("warn");
+            clockface::kiosk::tune_allocator();
+            clockface::demo::run(keep.as_deref(), &mut stdout).map(drop)
         }
         Cmd::Config {
             command: ConfigCmd::Check { path },

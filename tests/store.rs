@@ -162,20 +162,3 @@ fn records_carry_clock_state_and_boot_identity() {
     );
     assert_eq!(b.uuid.get_version_num(), 7);
 }
-
-#[test]
-fn demo_runs_and_its_chain_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let keep = dir.path().join("demo");
-    let (code, out, err) = run(&["demo", "--keep", keep.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("checked in Mei Lin"), "{out}");
-    assert!(
-        out.contains("rejected: badge is not on the roster"),
-        "{out}"
-    );
-    assert!(out.contains("wrong PIN"), "{out}");
-    assert!(out.contains("check-in chain: 5 entries"), "{out}");
-    let (code, _, err) = run(&["--data-dir", keep.to_str().unwrap(), "verify"]);
-    assert_eq!(code, 0, "{err}");
-}

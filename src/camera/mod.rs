@@ -57,10 +57,19 @@ pub enum CameraStatus {
     },
 }
 
+/// A frame and when it was captured.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// The decoded frame.
+    pub frame: Arc<Frame>,
+    /// When the capture thread received it.
+    pub at: std::time::Instant,
+}
+
 /// Handle on a running capture thread.
 pub struct Camera {
-    /// The newest frame (None until the first arrives).
-    pub frames: watch::Receiver<Option<Arc<Frame>>>,
+    /// The newest frame (None until the first arrives, and while the camera is lost).
+    pub frames: watch::Receiver<Option<Captured>>,
     /// The camera's status.
     pub status: watch::Receiver<CameraStatus>,
     stop: Arc<AtomicBool>,
@@ -95,7 +104,10 @@ impl Camera {
                         match source.capture() {
                             Ok(frame) => {
                                 wait = BACKOFF.0;
-                                ftx.send_replace(Some(Arc::new(frame)));
+                                ftx.send_replace(Some(Captured {
+                                    frame: Arc::new(frame),
+                                    at: std::time::Instant::now(),
+                                }));
                                 stx.send_if_modified(|s| {
                                     if *s != CameraStatus::Live {
                                         tracing::info!("camera live");
@@ -128,7 +140,17 @@ impl Camera {
 
     /// The newest frame, if the camera is live.
     pub fn latest(&self) -> Option<Arc<Frame>> {
-        self.frames.borrow().clone()
+        self.frames.borrow().as_ref().map(|c| c.frame.clone())
+    }
+
+    /// The newest frame captured after `since` (older frames may show whoever stood there
+    /// before the kiosk started asking).
+    pub fn latest_since(&self, since: std::time::Instant) -> Option<Arc<Frame>> {
+        self.frames
+            .borrow()
+            .as_ref()
+            .filter(|c| c.at > since)
+            .map(|c| c.frame.clone())
     }
 
     /// Whether frames are flowing.

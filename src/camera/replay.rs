@@ -87,13 +87,51 @@ pub fn camera_view(f: &Frame, rng: &mut impl Rng) -> Frame {
     out
 }
 
-/// A frame source replaying the feed's scene at a fixed rate.
+/// Fits a photo into a `width` x `height` camera frame (scaled to fit, centred on the empty
+/// scene's grey), as the camera at the configured resolution would see it.
+pub fn fit(f: &Frame, width: u32, height: u32) -> Frame {
+    if (f.width, f.height) == (width, height) {
+        return f.clone();
+    }
+    let s = (width as f32 / f.width as f32).min(height as f32 / f.height as f32);
+    let (w, h) = (
+        ((f.width as f32 * s) as u32).max(1),
+        ((f.height as f32 * s) as u32).max(1),
+    );
+    let scaled = f.resize(w, h);
+    let mut data = vec![96u8; (width * height * 3) as usize];
+    let (x0, y0) = ((width - w) / 2, (height - h) / 2);
+    for y in 0..h {
+        let src = &scaled.data[(y * w * 3) as usize..((y + 1) * w * 3) as usize];
+        let at = (((y0 + y) * width + x0) * 3) as usize;
+        data[at..at + src.len()].copy_from_slice(src);
+    }
+    Frame {
+        width,
+        height,
+        data,
+    }
+}
+
+/// A 4:3 head-and-shoulders crop around a face (the face about 45% of the crop's height):
+/// how a person standing at the kiosk fills its camera's view.
+pub fn head_and_shoulders(photo: &Frame, face: &crate::vision::detect::Face) -> Frame {
+    let [x, y, w, h] = face.bbox;
+    let ch = (h / 0.45).min(photo.height as f32);
+    let cw = (ch * 4.0 / 3.0).min(photo.width as f32);
+    let cx = (x + w / 2.0 - cw / 2.0).clamp(0.0, photo.width as f32 - cw);
+    let cy = (y + h / 2.0 - ch * 0.45).clamp(0.0, photo.height as f32 - ch);
+    photo.crop(cx as i64, cy as i64, cw as u32, ch as u32)
+}
+
+/// A frame source replaying the feed's scene at a fixed rate and resolution.
 pub struct ReplaySource {
     feed: ReplayFeed,
     interval: Duration,
     next: Instant,
     empty: Frame,
     rng: rand::rngs::StdRng,
+    fitted: Option<(Arc<Frame>, Frame)>,
 }
 
 impl ReplaySource {
@@ -107,6 +145,7 @@ impl ReplaySource {
             next: Instant::now(),
             empty,
             rng: rand::rngs::StdRng::seed_from_u64(0x5eed),
+            fitted: None,
         }
     }
 }
@@ -121,7 +160,18 @@ impl FrameSource for ReplaySource {
         match self.feed.scene() {
             Scene::Unplugged => Err(CameraError::Gone("replay camera unplugged".into())),
             Scene::Empty => Ok(camera_view(&self.empty, &mut self.rng)),
-            Scene::Person(f) => Ok(camera_view(&f, &mut self.rng)),
+            Scene::Person(f) => {
+                if !self
+                    .fitted
+                    .as_ref()
+                    .is_some_and(|(src, _)| Arc::ptr_eq(src, &f))
+                {
+                    let fitted = fit(&f, self.empty.width, self.empty.height);
+                    self.fitted = Some((f, fitted));
+                }
+                let (_, fitted) = self.fitted.as_ref().expect("just set");
+                Ok(camera_view(fitted, &mut self.rng))
+            }
         }
     }
 }

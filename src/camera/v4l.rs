@@ -88,7 +88,7 @@ impl FrameSource for V4lSource {
 /// Converts packed YUYV 4:2:2 to RGB (BT.601, limited range).
 pub fn yuyv_to_rgb(data: &[u8], width: u32, height: u32) -> Result<Frame, CameraError> {
     let need = width as usize * height as usize * 2;
-    if data.len() < need || width % 2 != 0 {
+    if data.len() < need || !width.is_multiple_of(2) {
         return Err(CameraError::Bad(format!(
             "YUYV frame has {} bytes, {width}x{height} needs {need}",
             data.len()

@@ -111,10 +111,10 @@ impl WedgeDecoder {
                 normalise_badge(&raw).ok()
             }
             _ => {
-                if let Some(c) = key_char(code) {
-                    if self.buf.len() < 64 {
-                        self.buf.push(c);
-                    }
+                if let Some(c) = key_char(code)
+                    && self.buf.len() < 64
+                {
+                    self.buf.push(c);
                 }
                 None
             }
@@ -331,8 +331,11 @@ impl BadgeReader for Mfrc522 {
     }
 }
 
-/// Opens the configured reader; for `sim`, returns the sender that taps badges.
-pub fn open(cfg: &BadgeConfig) -> Result<(Box<dyn BadgeReader>, Option<mpsc::Sender<String>>)> {
+/// An opened reader, and for the simulated one the sender that taps badges on it.
+pub type Opened = (Box<dyn BadgeReader>, Option<mpsc::Sender<String>>);
+
+/// Opens the configured reader.
+pub fn open(cfg: &BadgeConfig) -> Result<Opened> {
     Ok(match cfg.kind {
         BadgeKind::Evdev => (Box::new(EvdevWedge::open(&cfg.device)?), None),
         BadgeKind::Mfrc522 => (Box::new(Mfrc522::open(cfg.spi_bus, cfg.spi_cs)?), None),

@@ -340,6 +340,58 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether the employee has a PIN set.
+    pub fn has_pin(&self, employee_id: &str) -> Result<bool> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM employees WHERE id = ?1 AND pin_hash IS NOT NULL",
+            [employee_id],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// How many templates of `model` the employee has.
+    pub fn template_count(&self, employee_id: &str, model: &str) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM templates WHERE employee_id = ?1 AND model = ?2",
+            [employee_id, model],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Every employee with templates of `model`: (employee id, decrypted templates), for the
+    /// 1:N gallery.
+    pub fn all_templates(&self, model: &str) -> Result<Vec<(String, Vec<Template>)>> {
+        let ids: Vec<String> = {
+            let mut stmt = self.conn().prepare(
+                "SELECT DISTINCT employee_id FROM templates WHERE model = ?1 ORDER BY employee_id",
+            )?;
+            stmt.query_map([model], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        ids.into_iter()
+            .map(|id| {
+                let t = self
+                    .templates(&id)?
+                    .into_iter()
+                    .filter(|t| t.model == model)
+                    .collect();
+                Ok((id, t))
+            })
+            .collect()
+    }
+
+    /// Accepted check-ins since `since_ms` (wall time): the newest per employee, for
+    /// anti-passback after a restart.
+    pub fn recent_checkins(&self, since_ms: i64) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT employee_id, max(wall_ms) FROM records WHERE outcome = 1 AND wall_ms >= ?1 GROUP BY employee_id",
+        )?;
+        let rows = stmt.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn require_employee(&self, id: &str) -> Result<()> {
         if self.employee(id)?.is_none() {
             return Err(Error::invalid(

@@ -108,6 +108,13 @@ pub fn session(env: &Environment, path: &Path, threads: usize) -> Result<Session
         .map_err(|e| err(e.to_string()))?
         .with_intra_op_spinning(false)
         .map_err(|e| err(e.to_string()))?
+        // No arena and no memory-pattern pre-planning: activations are freed after each run
+        // instead of being kept as a high-water mark per session (tens of MiB for the liveness
+        // model), which keeps the kiosk within its memory budget on a 1-2 GiB board.
+        .with_memory_pattern(false)
+        .map_err(|e| err(e.to_string()))?
+        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+        .map_err(|e| err(e.to_string()))?
         .commit_from_file(path)
         .map_err(|e| err(e.to_string()))
 }

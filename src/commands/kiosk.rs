@@ -1,0 +1,195 @@
+//! `clockface run`, `clockface enroll` and `clockface roster add`.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::roster::Employee;
+use crate::store::{Store, StoreOptions};
+use crate::vision::image::Frame;
+use crate::vision::quality::{self, Guidance};
+use crate::vision::{Vision, liveness};
+
+/// `clockface run`: the appliance with the configured backends, until SIGTERM or SIGINT.
+pub fn run(cfg: Config) -> Result<()> {
+    crate::kiosk::tune_allocator();
+    let kiosk = crate::kiosk::runner::open(cfg, Arc::new(SystemClock::new()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
+    // The UI (touchscreen) sends PIN and admin input here; until it is attached, none arrives.
+    let (_ui_tx, ui_rx) = tokio::sync::mpsc::unbounded_channel();
+    rt.block_on(crate::kiosk::runner::run(
+        kiosk,
+        ui_rx,
+        None,
+        crate::kiosk::runner::signals(),
+    ))
+}
+
+/// What `clockface enroll` stored.
+#[derive(Debug, Serialize)]
+pub struct EnrollResult {
+    /// Employee.
+    pub employee: String,
+    /// Embedder the templates belong to.
+    pub model: &'static str,
+    /// Templates stored (one per image).
+    pub templates: usize,
+    /// Consent text version recorded.
+    pub consent_text_version: String,
+}
+
+/// `clockface enroll --employee ID --consent-witness ADMIN IMAGE...`: records the employee's
+/// consent (witnessed by ADMIN), then stores one encrypted template per image. Every image must
+/// show exactly one face that passes the quality gates and is sharp enough; otherwise nothing is
+/// stored and the error names the image. No image is kept.
+pub fn enroll(
+    cfg: &Config,
+    employee: &str,
+    witness: &str,
+    images: &[PathBuf],
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<EnrollResult> {
+    if !(1..=5).contains(&images.len()) {
+        return Err(Error::invalid(
+            "IMAGE",
+            format!("give 1 to 5 images, not {}", images.len()),
+        ));
+    }
+    let mut store = Store::open(
+        &StoreOptions::from_config(cfg),
+        Arc::new(SystemClock::new()),
+    )?;
+    if store.employee(employee)?.is_none() {
+        return Err(Error::invalid(
+            "--employee",
+            format!("{employee:?} is not on the roster (add it with `clockface roster add`)"),
+        ));
+    }
+    if !store.employee(witness)?.is_some_and(|e| e.is_admin) {
+        return Err(Error::invalid(
+            "--consent-witness",
+            format!("{witness:?} is not an admin on the roster"),
+        ));
+    }
+    let mut v =
+        Vision::load(&cfg.vision).map_err(|e| Error::invalid("face models", e.to_string()))?;
+    let mut embeddings = Vec::new();
+    for path in images {
+        let frame = Frame::open(path)?;
+        let name = path.display().to_string();
+        let faces = v
+            .detect(&frame)
+            .map_err(|e| Error::invalid(&name, e.to_string()))?;
+        if faces.len() != 1 {
+            return Err(Error::invalid(
+                &name,
+                format!("shows {} faces; enrolment needs exactly one", faces.len()),
+            ));
+        }
+        let (g, face) = quality::assess(&frame, &faces, None, &cfg.vision.gates());
+        let face = face.expect("one face");
+        if g != Guidance::Ok {
+            return Err(Error::invalid(
+                &name,
+                format!("fails the quality gates: {}", g.prompt()),
+            ));
+        }
+        let sharp = liveness::sharp_pixels(&liveness::crop(&frame, face));
+        if sharp < liveness::SHARP_MIN_PIXELS {
+            return Err(Error::invalid(
+                &name,
+                format!(
+                    "is not sharp enough ({sharp} edge pixels, need {})",
+                    liveness::SHARP_MIN_PIXELS
+                ),
+            ));
+        }
+        embeddings.push(
+            v.embed_face(&frame, face)
+                .map_err(|e| Error::invalid(&name, e.to_string()))?,
+        );
+    }
+    let version = cfg.policy.consent_text_version.clone();
+    store.record_consent(employee, true, &version, witness)?;
+    let model = cfg.vision.embedder.name();
+    for e in &embeddings {
+        store.add_template(witness, employee, model, e)?;
+    }
+    let r = EnrollResult {
+        employee: employee.into(),
+        model,
+        templates: embeddings.len(),
+        consent_text_version: version,
+    };
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&r).expect("serialisable")
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{}: consent v{} recorded, {} {} template(s) stored encrypted; no image kept",
+            r.employee, r.consent_text_version, r.templates, r.model
+        );
+    }
+    Ok(r)
+}
+
+/// `clockface roster add`: adds or updates an employee with badges and, optionally, a PIN read
+/// from standard input (never from the command line, where other users could see it).
+#[allow(clippy::too_many_arguments)]
+pub fn roster_add(
+    cfg: &Config,
+    id: &str,
+    name: &str,
+    badges: &[String],
+    admin: bool,
+    inactive: bool,
+    pin_stdin: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut store = Store::open(
+        &StoreOptions::from_config(cfg),
+        Arc::new(SystemClock::new()),
+    )?;
+    store.upsert_employee(
+        "cli",
+        &Employee {
+            id: id.into(),
+            display_name: name.into(),
+            active: !inactive,
+            is_admin: admin,
+        },
+    )?;
+    for b in badges {
+        store.add_badge("cli", b, id)?;
+    }
+    if pin_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::io("stdin", e))?;
+        store.set_pin("cli", id, line.trim())?;
+    }
+    let _ = writeln!(
+        out,
+        "{id}: on the roster ({} badge(s){}{})",
+        badges.len(),
+        if pin_stdin { ", PIN set" } else { "" },
+        if admin { ", admin" } else { "" }
+    );
+    Ok(())
+}

@@ -1,0 +1,542 @@
+//! The runner: connects the pure [`Machine`] to the camera, the vision worker, the badge reader,
+//! the PIN pad and admin screens, the GPIO and the store, under tokio.
+//!
+//! Threads: the camera's capture thread (see `camera`), a badge-reader thread (readers block),
+//! and a vision worker that owns the models — frames are analysed one at a time, always the
+//! newest, so a slow frame never queues others. The async loop owns the machine and the store,
+//! and carries out effects in order: a record is appended (fsync'd) before the screen, LED or
+//! door say anything. SIGTERM/SIGINT end the loop between events, so no record is half-written;
+//! systemd hears READY, WATCHDOG and STOPPING. Each check-in runs in a tracing span that names
+//! no person.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::machine::{
+    AdminCmd, Effect, Event, FaceObs, Machine, Now, Person, Screen, Thresholds, VisionRequest,
+};
+use super::notify::Notifier;
+use crate::camera::{Camera, CameraStatus};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::hw::badge::BadgeReader;
+use crate::hw::gpio::{Gpio, Pin, buzzer_pattern};
+use crate::store::Store;
+use crate::store::audit::NewAudit;
+use crate::store::record::Outcome;
+use crate::vision::image::Frame;
+use crate::vision::matcher::{self, Gallery};
+use crate::vision::{FaceAvailability, Vision};
+
+/// Input from the touchscreen (or the demo script, or a test).
+#[derive(Debug, Clone)]
+pub enum UiInput {
+    /// Digits typed on the PIN pad.
+    Pin(String),
+    /// Admin: start enrolment of an employee.
+    Enrol(String),
+    /// Admin: leave admin mode.
+    ExitAdmin,
+    /// The consent answer.
+    Consent(bool),
+}
+
+/// What the kiosk did, for the demo's narration, tests and (later) the UI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// Face check-in availability at start.
+    Started(FaceAvailability),
+    /// The screen changed.
+    Screen(Screen),
+    /// A record was appended (durably).
+    Recorded {
+        /// Its sequence number.
+        seq: u64,
+        /// Accepted or rejected.
+        outcome: Outcome,
+        /// Failure reason code.
+        reason: String,
+        /// Employee id.
+        employee: String,
+    },
+    /// An output pin changed.
+    Pin(Pin, bool),
+    /// The camera's status changed.
+    Camera(CameraStatus),
+    /// Tap-to-verdict latency of a check-in, in milliseconds.
+    Latency(f64),
+    /// Something failed; the kiosk carries on.
+    Error(String),
+}
+
+/// Everything the kiosk runs with.
+pub struct Kiosk {
+    /// The configuration.
+    pub config: Config,
+    /// The open store.
+    pub store: Store,
+    /// The models, or None in badge + PIN mode.
+    pub vision: Option<Vision>,
+    /// Why face check-in is (un)available.
+    pub availability: FaceAvailability,
+    /// The running camera.
+    pub camera: Camera,
+    /// Outputs.
+    pub gpio: Box<dyn Gpio>,
+    /// Badge reader.
+    pub badge: Box<dyn BadgeReader>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A request to the vision worker.
+struct Job {
+    frame: Arc<Frame>,
+    request: VisionRequest,
+    templates: Vec<Vec<f32>>,
+    prev: Option<crate::vision::detect::Face>,
+}
+
+/// What the vision worker found: the observation, and for 1:N the employee id matched.
+struct Done {
+    obs: FaceObs,
+    identified: Option<(String, f32)>,
+}
+
+fn vision_worker(
+    mut v: Vision,
+    gallery: Arc<std::sync::Mutex<(Gallery, Vec<String>)>>,
+    jobs: std::sync::mpsc::Receiver<Job>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    while let Ok(job) = jobs.recv() {
+        let want_embedding = job.request != VisionRequest::Off;
+        let analysis = match v.analyse(&job.frame, job.prev.as_ref(), true, want_embedding) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "frame analysis failed");
+                let _ = done.send(Done {
+                    obs: FaceObs::default(),
+                    identified: None,
+                });
+                continue;
+            }
+        };
+        let mut obs = FaceObs {
+            guidance: Some(analysis.guidance),
+            face: analysis.face.clone(),
+            liveness: analysis.liveness.clone(),
+            ..Default::default()
+        };
+        let mut identified = None;
+        if let Some(e) = &analysis.embedding {
+            match &job.request {
+                VisionRequest::Verify(_) => obs.similarity = matcher::verify(e, &job.templates),
+                VisionRequest::Identify => {
+                    let g = gallery.lock().unwrap();
+                    if let Some(hit) = g.0.best(e) {
+                        identified = Some((g.1[g.0.owner(hit.index) as usize].clone(), hit.score));
+                    }
+                }
+                VisionRequest::Enrol => obs.embedding = Some(e.clone()),
+                VisionRequest::Off => {}
+            }
+        }
+        if done.send(Done { obs, identified }).is_err() {
+            return;
+        }
+    }
+}
+
+fn now(clock: &dyn Clock) -> Now {
+    use chrono::Timelike;
+    let local = chrono::DateTime::from_timestamp_millis(clock.wall_ms())
+        .unwrap_or_default()
+        .with_timezone(&chrono::Local);
+    Now {
+        mono_ms: clock.monotonic_ns() / 1_000_000,
+        minute_of_day: local.hour() * 60 + local.minute(),
+    }
+}
+
+/// Looks a person up for the machine.
+pub fn person(store: &Store, id: &str, model: &str) -> Result<Option<Person>> {
+    let Some(e) = store.employee(id)? else {
+        return Ok(None);
+    };
+    let consent = store.consent(id)?.is_some_and(|c| c.given);
+    Ok(Some(Person {
+        face_enrolled: consent && store.template_count(id, model)? > 0,
+        has_pin: store.has_pin(id)?,
+        id: e.id,
+        name: e.display_name,
+        is_admin: e.is_admin,
+        active: e.active,
+    }))
+}
+
+fn build_gallery(store: &Store, model: &str, dims: usize) -> Result<(Gallery, Vec<String>)> {
+    let mut g = Gallery::new(dims);
+    let mut owners = Vec::new();
+    for (id, templates) in store.all_templates(model)? {
+        if store.consent(&id)?.is_some_and(|c| c.given) {
+            for t in templates.iter().filter(|t| t.vector.len() == dims) {
+                g.add(owners.len() as u32, &t.vector);
+            }
+            owners.push(id);
+        }
+    }
+    Ok((g, owners))
+}
+
+/// Runs the kiosk until `shutdown` resolves. Reports go to `report` when given.
+pub async fn run(
+    mut k: Kiosk,
+    mut ui: mpsc::UnboundedReceiver<UiInput>,
+    report: Option<mpsc::UnboundedSender<Report>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let notifier = Notifier::from_env();
+    let say = |r: Report| {
+        if let Some(tx) = &report {
+            let _ = tx.send(r);
+        }
+    };
+    let vcfg = k.config.vision.clone();
+    let model = vcfg.embedder.name();
+    let thr = Thresholds {
+        verify: vcfg.match_threshold(),
+        identify: vcfg.identify_threshold(),
+        liveness: vcfg.liveness_threshold,
+        liveness_frames: vcfg.liveness_frames as usize,
+    };
+    let mut machine = Machine::new(k.config.policy.clone(), thr, k.vision.is_some());
+    // Anti-passback survives a restart: seed it from the store.
+    let window_ms = k.config.policy.anti_passback_minutes as i64 * 60_000;
+    let (wall, mono) = (k.clock.wall_ms(), k.clock.monotonic_ns() / 1_000_000);
+    for (emp, at) in k.store.recent_checkins(wall - window_ms)? {
+        machine.remember_checkin(&emp, mono.saturating_sub((wall - at).max(0) as u64));
+    }
+    say(Report::Started(k.availability.clone()));
+
+    // Vision worker.
+    let gallery = Arc::new(std::sync::Mutex::new(build_gallery(
+        &k.store,
+        model,
+        vcfg.embedder.dims(),
+    )?));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let job_tx = k.vision.take().map(|v| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let g = gallery.clone();
+        std::thread::Builder::new()
+            .name("vision".into())
+            .spawn(move || vision_worker(v, g, rx, done_tx))
+            .expect("spawn vision thread");
+        tx
+    });
+    let mut busy = false;
+    // When the current vision request started: frames from before it are never analysed.
+    let mut request_since = (VisionRequest::Off, Instant::now());
+    let mut templates: Vec<Vec<f32>> = Vec::new();
+    let mut prev_face = None;
+
+    // Badge reader thread.
+    let (badge_tx, mut badge_rx) = mpsc::unbounded_channel::<String>();
+    let mut reader = std::mem::replace(&mut k.badge, Box::new(crate::hw::badge::SimBadge::new().0));
+    std::thread::Builder::new()
+        .name("badge".into())
+        .spawn(move || {
+            loop {
+                match reader.read() {
+                    Ok(Some(b)) => {
+                        if badge_tx.send(b).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "badge reader failed; retrying in 2 s");
+                        std::thread::sleep(Duration::from_secs(2));
+                    }
+                }
+            }
+        })
+        .expect("spawn badge thread");
+
+    let mut camera_status = k.camera.status.clone();
+    let mut pending_pins: Vec<(Instant, Pin, bool)> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut watchdog =
+        tokio::time::interval(notifier.watchdog_every.unwrap_or(Duration::from_secs(3600)));
+    let mut tapped_at: Option<Instant> = None;
+    let mut span = tracing::Span::none();
+    tokio::pin!(shutdown);
+    notifier.ready();
+    tracing::info!(face = ?k.availability, "kiosk ready");
+    say(Report::Screen(Screen::Idle {
+        face_available: machine.face_available(),
+    }));
+
+    loop {
+        let event = tokio::select! {
+            _ = &mut shutdown => break,
+            Some(b) = badge_rx.recv() => {
+                tapped_at = Some(Instant::now());
+                span = tracing::info_span!("checkin", id = %uuid::Uuid::new_v4());
+                let p = match k.store.employee_by_badge(&b)? {
+                    Some(e) => person(&k.store, &e.id, model)?,
+                    None => None,
+                };
+                if let Some(p) = &p {
+                    templates = if p.face_enrolled {
+                        k.store.templates(&p.id)?.into_iter().filter(|t| t.model == model).map(|t| t.vector).collect()
+                    } else {
+                        Vec::new()
+                    };
+                }
+                let _g = span.enter();
+                tracing::info!(known = p.is_some(), "badge read");
+                Event::Badge { badge: b, person: p }
+            }
+            Some(input) = ui.recv() => match input {
+                UiInput::Pin(digits) => match machine.pin_for() {
+                    Some(p) => Event::Pin { ok: k.store.verify_pin(&p.id, &digits)? },
+                    None => continue,
+                },
+                UiInput::Enrol(id) => match person(&k.store, &id, model)? {
+                    Some(p) => Event::Admin(AdminCmd::Enrol(p)),
+                    None => {
+                        say(Report::Error(format!("enrolment: {id:?} is not on the roster")));
+                        continue;
+                    }
+                },
+                UiInput::ExitAdmin => Event::Admin(AdminCmd::Exit),
+                UiInput::Consent(given) => Event::Consent { given },
+            },
+            Some(done) = done_rx.recv() => {
+                busy = false;
+                let mut obs = done.obs;
+                prev_face = obs.face.clone();
+                if let Some((id, score)) = done.identified
+                    && let Some(p) = person(&k.store, &id, model)? {
+                        obs.identified = Some((p, score));
+                    }
+                Event::Face(obs)
+            }
+            Ok(()) = camera_status.changed() => {
+                let s = camera_status.borrow_and_update().clone();
+                say(Report::Camera(s.clone()));
+                Event::Camera { live: s == CameraStatus::Live }
+            }
+            _ = tick.tick() => {
+                let t = Instant::now();
+                pending_pins.retain(|&(at, pin, on)| {
+                    if at <= t {
+                        if let Err(e) = k.gpio.set(pin, on) { tracing::error!(error = %e, "gpio"); }
+                        say(Report::Pin(pin, on));
+                        false
+                    } else { true }
+                });
+                Event::Tick
+            }
+            _ = watchdog.tick() => { notifier.watchdog(); continue; }
+        };
+        let _g = span.enter();
+        let effects = machine.step(event, now(&*k.clock));
+        execute(
+            &mut k,
+            effects,
+            &mut pending_pins,
+            &say,
+            &mut tapped_at,
+            &gallery,
+            model,
+            vcfg.embedder.dims(),
+        );
+        drop(_g);
+        // Keep the vision worker fed with the newest frame while the machine wants it.
+        let request = machine.vision_request();
+        if request != request_since.0 {
+            request_since = (request.clone(), Instant::now());
+        }
+        if request == VisionRequest::Off {
+            prev_face = None;
+        } else if !busy
+            && let (Some(tx), Some(frame)) = (&job_tx, k.camera.latest_since(request_since.1))
+        {
+            let job = Job {
+                frame,
+                request,
+                templates: templates.clone(),
+                prev: prev_face.clone(),
+            };
+            busy = tx.send(job).is_ok();
+        }
+    }
+    notifier.stopping();
+    tracing::info!("kiosk stopping");
+    for pin in [Pin::Relay, Pin::Green, Pin::Red, Pin::Buzzer] {
+        let _ = k.gpio.set(pin, false);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    k: &mut Kiosk,
+    effects: Vec<Effect>,
+    pending: &mut Vec<(Instant, Pin, bool)>,
+    say: &dyn Fn(Report),
+    tapped_at: &mut Option<Instant>,
+    gallery: &Arc<std::sync::Mutex<(Gallery, Vec<String>)>>,
+    model: &str,
+    dims: usize,
+) {
+    let verdict = Duration::from_secs(k.config.policy.verdict_seconds as u64);
+    let pulse = |k: &mut Kiosk, pending: &mut Vec<(Instant, Pin, bool)>, pin: Pin, ms: u64| {
+        if let Err(e) = k.gpio.set(pin, true) {
+            tracing::error!(error = %e, "gpio");
+        }
+        say(Report::Pin(pin, true));
+        pending.push((Instant::now() + Duration::from_millis(ms), pin, false));
+    };
+    for effect in effects {
+        match effect {
+            Effect::Record(r) => {
+                // Durable before anything tells the person; on failure no feedback follows.
+                match k.store.append(&r) {
+                    Ok(a) => {
+                        tracing::info!(seq = a.seq, outcome = %r.outcome, reason = %r.reason, "recorded");
+                        say(Report::Recorded {
+                            seq: a.seq,
+                            outcome: r.outcome,
+                            reason: r.reason.clone(),
+                            employee: r.employee_id.clone(),
+                        });
+                        // Tap-to-verdict latency of face verdicts (PIN verdicts wait on a person).
+                        if let Some(t) = tapped_at.take()
+                            && matches!(
+                                r.method,
+                                crate::store::record::Method::BadgeFace
+                                    | crate::store::record::Method::FaceOnly
+                            )
+                        {
+                            say(Report::Latency(t.elapsed().as_secs_f64() * 1e3));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not record a check-in");
+                        say(Report::Error(e.to_string()));
+                        say(Report::Screen(Screen::Rejected {
+                            name: None,
+                            reason: "cannot record right now: please tell your administrator"
+                                .into(),
+                        }));
+                        return;
+                    }
+                }
+            }
+            Effect::Show(s) => say(Report::Screen(s)),
+            Effect::OpenDoor => {
+                let ms = k.config.gpio.relay_ms as u64;
+                pulse(k, pending, Pin::Relay, ms);
+            }
+            Effect::Led(ok) => pulse(
+                k,
+                pending,
+                if ok { Pin::Green } else { Pin::Red },
+                verdict.as_millis() as u64,
+            ),
+            Effect::Buzz(ok) => {
+                let mut at = Instant::now();
+                for (i, &ms) in buzzer_pattern(ok).iter().enumerate() {
+                    pending.push((at, Pin::Buzzer, i % 2 == 0));
+                    at += Duration::from_millis(ms as u64);
+                }
+                pending.push((at, Pin::Buzzer, false));
+            }
+            Effect::RecordConsent {
+                employee,
+                given,
+                text_version,
+                witness,
+            } => {
+                if let Err(e) = k
+                    .store
+                    .record_consent(&employee, given, &text_version, &witness)
+                {
+                    say(Report::Error(e.to_string()));
+                }
+            }
+            Effect::StoreTemplates {
+                employee,
+                admin,
+                embeddings,
+            } => {
+                for e in &embeddings {
+                    if let Err(err) = k.store.add_template(&admin, &employee, model, e) {
+                        say(Report::Error(err.to_string()));
+                        break;
+                    }
+                }
+                match build_gallery(&k.store, model, dims) {
+                    Ok(g) => *gallery.lock().unwrap() = g,
+                    Err(e) => say(Report::Error(e.to_string())),
+                }
+            }
+            Effect::Audit { actor, action } => {
+                if let Err(e) = k.store.audit(&NewAudit::new(&actor, action, "")) {
+                    say(Report::Error(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// Builds a kiosk from the config with its real (or configured simulated) backends.
+pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Kiosk> {
+    let store = Store::open(
+        &crate::store::StoreOptions::from_config(&config),
+        clock.clone(),
+    )?;
+    let (vision, availability) = Vision::load_or_explain(&config.vision);
+    let camera = match config.camera.kind {
+        crate::config::CameraKind::V4l => {
+            Camera::spawn(crate::camera::v4l_opener(config.camera.clone()))
+        }
+        crate::config::CameraKind::Replay => {
+            return Err(Error::invalid(
+                "camera.kind",
+                "\"replay\" is for `clockface demo` and tests; `clockface run` needs \"v4l\"",
+            ));
+        }
+    };
+    let gpio = crate::hw::gpio::open(&config.gpio, clock.clone())?;
+    let (badge, _) = crate::hw::badge::open(&config.badge)?;
+    Ok(Kiosk {
+        config,
+        store,
+        vision,
+        availability,
+        camera,
+        gpio,
+        badge,
+        clock,
+    })
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}

@@ -1,0 +1,500 @@
+//! The kiosk end to end in simulation: real models, the replay camera showing real photos, a
+//! simulated badge reader, PIN pad and GPIO, a real store.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clockface::camera::replay::{self, ReplayFeed, Scene};
+use clockface::camera::{Camera, CameraStatus};
+use clockface::clock::SystemClock;
+use clockface::config::{Config, GpioKind};
+use clockface::hw::badge::SimBadge;
+use clockface::hw::gpio::{Pin, SimGpio};
+use clockface::kiosk::machine::Screen;
+use clockface::kiosk::runner::{self, Kiosk, Report, UiInput};
+use clockface::store::record::Outcome;
+use clockface::store::roster::Employee;
+use clockface::store::{Store, StoreOptions};
+use clockface::vision::image::Frame;
+use clockface::vision::{FaceAvailability, Vision, VisionConfig, runtime};
+use tokio::sync::mpsc;
+
+fn photo(name: &str) -> Arc<Frame> {
+    Arc::new(
+        Frame::open(&runtime::dev_cache().join("photos").join(name)).expect("run models/fetch.py"),
+    )
+}
+
+struct Harness {
+    badge: std::sync::mpsc::Sender<String>,
+    ui: mpsc::UnboundedSender<UiInput>,
+    reports: mpsc::UnboundedReceiver<Report>,
+    feed: ReplayFeed,
+    gpio: SimGpio,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<clockface::Result<()>>>,
+    config: Config,
+    portraits: std::collections::HashMap<&'static str, Frame>,
+    _dir: tempfile::TempDir,
+}
+
+/// A kiosk with E1 (Alex, obama photos, face enrolled unless `consent` is false, PIN 1234) and
+/// E2 (Sam, biden.jpg, enrolled, PIN 5678), and admin A1.
+fn start(consent: bool, vision_cfg: VisionConfig) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.store.data_dir = dir.path().join("data");
+    config.gpio.kind = GpioKind::Sim;
+    config.policy.verdict_seconds = 1;
+    config.policy.capture_seconds = 4;
+    config.policy.pin_seconds = 5;
+    config.vision = vision_cfg;
+    let clock = Arc::new(SystemClock::new());
+    let mut store = Store::open(&StoreOptions::from_config(&config), clock.clone()).unwrap();
+    for (id, name, admin, badge, pin) in [
+        ("A1", "Admin", true, "A1A1", "9999"),
+        ("E1", "Alex", false, "04A1B2C3", "1234"),
+        ("E2", "Sam", false, "04D4E5F6", "5678"),
+    ] {
+        store
+            .upsert_employee(
+                "A1",
+                &Employee {
+                    id: id.into(),
+                    display_name: name.into(),
+                    active: true,
+                    is_admin: admin,
+                },
+            )
+            .unwrap();
+        store.add_badge("A1", badge, id).unwrap();
+        store.set_pin("A1", id, pin).unwrap();
+    }
+    // Enrolment always uses the real models; the kiosk then runs with `vision_cfg`'s.
+    let mut portraits = std::collections::HashMap::new();
+    {
+        let mut v = Vision::load(&VisionConfig::default()).expect("models (run models/fetch.py)");
+        for name in ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"] {
+            let f = photo(name);
+            let face = v.detect(&f).unwrap().remove(0);
+            portraits.insert(name, replay::head_and_shoulders(&f, &face));
+        }
+        let v = &mut v;
+        let mut enrol = |store: &mut Store, id: &str, photos: &[&str]| {
+            store.record_consent(id, true, "2026-01", "A1").unwrap();
+            for p in photos {
+                let f = photo(p);
+                let face = v.detect(&f).unwrap().remove(0);
+                store
+                    .add_template("A1", id, "mobilefacenet", &v.embed_face(&f, &face).unwrap())
+                    .unwrap();
+            }
+        };
+        if consent {
+            enrol(&mut store, "E1", &["obama2.jpg", "obama3.jpg"]);
+        }
+        enrol(&mut store, "E2", &["biden.jpg"]);
+    }
+    let (vision, availability) = Vision::load_or_explain(&config.vision);
+    let feed = ReplayFeed::new();
+    let camera = Camera::spawn(replay::opener(feed.clone(), 15, 640, 480));
+    let gpio = SimGpio::new(clock.clone());
+    let (reader, badge) = SimBadge::new();
+    let kiosk = Kiosk {
+        config: config.clone(),
+        store,
+        vision,
+        availability,
+        camera,
+        gpio: Box::new(gpio.clone()),
+        badge: Box::new(reader),
+        clock,
+    };
+    let (ui, ui_rx) = mpsc::unbounded_channel();
+    let (rep_tx, reports) = mpsc::unbounded_channel();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(runner::run(kiosk, ui_rx, Some(rep_tx), async {
+        let _ = stop_rx.await;
+    }));
+    Harness {
+        badge,
+        ui,
+        reports,
+        feed,
+        gpio,
+        stop: Some(stop),
+        task: Some(task),
+        config,
+        portraits,
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    /// The photo framed head-and-shoulders, as a person at the kiosk appears to its camera.
+    fn person(&self, name: &str) -> Scene {
+        Scene::Person(Arc::new(self.portraits[name].clone()))
+    }
+
+    /// Collects reports until one matches; panics after 30 s.
+    async fn until(&mut self, what: &str, want: impl Fn(&Report) -> bool) -> Vec<Report> {
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), self.reports.recv()).await {
+                Ok(Some(r)) => {
+                    let hit = want(&r);
+                    seen.push(r);
+                    if hit {
+                        return seen;
+                    }
+                }
+                _ => panic!("timed out waiting for {what}; saw {seen:#?}"),
+            }
+        }
+    }
+
+    async fn verdict(&mut self) -> Vec<Report> {
+        let mut seen = self
+            .until("a verdict", |r| {
+                matches!(
+                    r,
+                    Report::Screen(
+                        Screen::Accepted { .. }
+                            | Screen::Rejected { .. }
+                            | Screen::AlreadyCheckedIn { .. }
+                    )
+                )
+            })
+            .await;
+        seen.extend(
+            self.until("idle", |r| matches!(r, Report::Screen(Screen::Idle { .. })))
+                .await,
+        );
+        seen
+    }
+
+    /// Stops the kiosk and returns its store's records as (outcome, employee, reason).
+    async fn finish(self) -> (Vec<(Outcome, String, String)>, SimGpio) {
+        let (records, gpio, _dir) = self.finish_keep().await;
+        (records, gpio)
+    }
+
+    /// Like `finish`, also handing back the data directory (deleted when dropped).
+    async fn finish_keep(mut self) -> (Vec<(Outcome, String, String)>, SimGpio, tempfile::TempDir) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.task.take().unwrap().await.unwrap().unwrap();
+        let store = Store::open(
+            &StoreOptions {
+                read_only: true,
+                ..StoreOptions::from_config(&self.config)
+            },
+            Arc::new(SystemClock::new()),
+        )
+        .unwrap();
+        let n = store.stats().unwrap().head_seq;
+        let recs = (1..=n)
+            .map(|s| store.record(s).unwrap().unwrap())
+            .map(|r| (r.outcome, r.employee_id, r.reason))
+            .collect();
+        clockface::commands::verify(&self.config, false, &mut Vec::new()).expect("chain verifies");
+        (recs, self.gpio, self._dir)
+    }
+}
+
+fn recorded(seen: &[Report]) -> Vec<(Outcome, String)> {
+    seen.iter()
+        .filter_map(|r| {
+            if let Report::Recorded {
+                outcome, reason, ..
+            } = r
+            {
+                Some((*outcome, reason.clone()))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolled_employee_checks_in_by_face_one_record_one_relay_pulse() {
+    let mut h = start(true, VisionConfig::default());
+    h.until("ready", |r| {
+        matches!(r, Report::Started(FaceAvailability::Ready))
+    })
+    .await;
+    h.until("camera", |r| {
+        matches!(r, Report::Camera(CameraStatus::Live))
+    })
+    .await;
+    h.feed.show(h.person("obama.jpg"));
+    h.badge.send("04:a1:b2:c3".into()).unwrap();
+    let seen = h.verdict().await;
+    assert!(
+        seen.iter()
+            .any(|r| matches!(r, Report::Screen(Screen::Accepted { name, .. }) if name == "Alex")),
+        "{seen:#?}"
+    );
+    // Let the relay and LED pulses finish.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let (records, gpio) = h.finish().await;
+    assert_eq!(
+        records,
+        vec![(Outcome::Accepted, "E1".into(), String::new())]
+    );
+    assert_eq!(gpio.pulses(Pin::Relay), 1);
+    assert_eq!(gpio.pulses(Pin::Green), 1);
+    assert_eq!(gpio.pulses(Pin::Red), 0);
+    let relay: Vec<_> = gpio
+        .changes()
+        .into_iter()
+        .filter(|c| c.pin == Pin::Relay)
+        .collect();
+    assert!(relay[0].on && !relay[1].on, "on, then off: {relay:?}");
+    assert!(
+        relay[2..].iter().all(|c| !c.on),
+        "only 'off' after that (shutdown): {relay:?}"
+    );
+    let open_ms = relay[1].at_ms - relay[0].at_ms;
+    assert!(
+        (1400..2500).contains(&open_ms),
+        "relay open for {open_ms} ms (configured 1500)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_person_is_rejected_and_the_attempt_logged() {
+    let mut h = start(true, VisionConfig::default());
+    h.until("camera", |r| {
+        matches!(r, Report::Camera(CameraStatus::Live))
+    })
+    .await;
+    h.feed.show(h.person("biden.jpg"));
+    h.badge.send("04A1B2C3".into()).unwrap(); // Alex's badge, Sam's face
+    let seen = h
+        .until("the PIN pad", |r| {
+            matches!(r, Report::Screen(Screen::PinPad { .. }))
+        })
+        .await;
+    assert_eq!(
+        recorded(&seen),
+        vec![
+            (Outcome::Rejected, "face_mismatch".into()),
+            (Outcome::Rejected, "face_mismatch".into())
+        ]
+    );
+    let (records, gpio) = h.finish().await;
+    assert!(
+        records
+            .iter()
+            .all(|r| r.0 == Outcome::Rejected && r.1 == "E1")
+    );
+    assert_eq!(gpio.pulses(Pin::Relay), 0, "the door stays shut");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_degraded_replayed_photo_is_refused_or_challenged() {
+    let mut h = start(true, VisionConfig::default());
+    h.until("camera", |r| {
+        matches!(r, Report::Camera(CameraStatus::Live))
+    })
+    .await;
+    for (i, attack) in [
+        replay::printed_photo(&h.portraits["obama.jpg"]),
+        replay::phone_screen(&h.portraits["obama.jpg"]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        h.feed.show(Scene::Person(Arc::new(attack)));
+        h.badge.send("04A1B2C3".into()).unwrap();
+        let seen = h
+            .until("the PIN pad", |r| {
+                matches!(r, Report::Screen(Screen::PinPad { .. }))
+            })
+            .await;
+        let challenged = seen
+            .iter()
+            .any(|r| matches!(r, Report::Screen(Screen::Challenge { .. })));
+        let refused: Vec<_> = recorded(&seen)
+            .into_iter()
+            .map(|(_, reason)| reason)
+            .collect();
+        assert!(
+            !refused.is_empty()
+                && refused.iter().all(|r| r == "liveness_failed"
+                    || r == "no_usable_face"
+                    || r == "face_timeout"
+                    || r == "face_mismatch"),
+            "attack {i}: {refused:?} challenged={challenged}"
+        );
+        h.verdict().await; // PIN times out
+    }
+    let (records, gpio) = h.finish().await;
+    assert!(
+        records.iter().all(|r| r.0 == Outcome::Rejected),
+        "{records:?}"
+    );
+    assert_eq!(gpio.pulses(Pin::Relay), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anti_passback_writes_no_second_attendance_record() {
+    let mut h = start(true, VisionConfig::default());
+    h.until("camera", |r| {
+        matches!(r, Report::Camera(CameraStatus::Live))
+    })
+    .await;
+    h.feed.show(h.person("obama.jpg"));
+    h.badge.send("04A1B2C3".into()).unwrap();
+    h.verdict().await;
+    h.badge.send("04A1B2C3".into()).unwrap();
+    let seen = h.verdict().await;
+    assert!(
+        seen.iter()
+            .any(|r| matches!(r, Report::Screen(Screen::AlreadyCheckedIn { .. })))
+    );
+    let (records, gpio) = h.finish().await;
+    assert_eq!(
+        records,
+        vec![
+            (Outcome::Accepted, "E1".into(), String::new()),
+            (Outcome::Rejected, "E1".into(), "already_checked_in".into())
+        ]
+    );
+    assert_eq!(gpio.pulses(Pin::Relay), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_unplugged_mid_session_pin_works_and_the_camera_recovers() {
+    let mut h = start(true, VisionConfig::default());
+    h.until("camera", |r| {
+        matches!(r, Report::Camera(CameraStatus::Live))
+    })
+    .await;
+    h.feed.show(Scene::Empty);
+    h.badge.send("04A1B2C3".into()).unwrap();
+    h.until("capture", |r| {
+        matches!(r, Report::Screen(Screen::Capture { .. }))
+    })
+    .await;
+    h.feed.show(Scene::Unplugged);
+    let seen = h.until("the PIN pad", |r| matches!(r, Report::Screen(Screen::PinPad { reason, .. }) if reason == "camera unavailable")).await;
+    assert!(
+        seen.iter()
+            .any(|r| matches!(r, Report::Camera(CameraStatus::Lost { .. })))
+    );
+    h.ui.send(UiInput::Pin("1234".into())).unwrap();
+    h.verdict().await;
+    h.feed.show(h.person("biden.jpg"));
+    h.until("camera back", |r| {
+        matches!(r, Report::Camera(CameraStatus::Live))
+    })
+    .await;
+    // Face check-in works again for the next person.
+    h.badge.send("04D4E5F6".into()).unwrap();
+    let seen = h.verdict().await;
+    assert!(
+        seen.iter()
+            .any(|r| matches!(r, Report::Screen(Screen::Accepted { name, .. }) if name == "Sam")),
+        "{seen:#?}"
+    );
+    let (records, _) = h.finish().await;
+    assert_eq!(
+        records,
+        vec![
+            (Outcome::Accepted, "E1".into(), String::new()),
+            (Outcome::Accepted, "E2".into(), String::new())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_declined_leaves_no_template_and_pin_works() {
+    let mut h = start(false, VisionConfig::default());
+    h.until("camera", |r| {
+        matches!(r, Report::Camera(CameraStatus::Live))
+    })
+    .await;
+    // The admin offers enrolment; Alex declines.
+    h.feed.show(h.person("obama.jpg"));
+    h.badge.send("A1A1".into()).unwrap();
+    h.until("admin", |r| {
+        matches!(r, Report::Screen(Screen::Admin { .. }))
+    })
+    .await;
+    h.ui.send(UiInput::Enrol("E1".into())).unwrap();
+    h.until("consent", |r| {
+        matches!(r, Report::Screen(Screen::Consent { .. }))
+    })
+    .await;
+    h.ui.send(UiInput::Consent(false)).unwrap();
+    h.until("declined", |r| {
+        matches!(
+            r,
+            Report::Screen(Screen::EnrolDone {
+                enrolled: false,
+                ..
+            })
+        )
+    })
+    .await;
+    h.until("idle", |r| matches!(r, Report::Screen(Screen::Idle { .. })))
+        .await;
+    h.badge.send("04A1B2C3".into()).unwrap();
+    h.until("the PIN pad", |r| matches!(r, Report::Screen(Screen::PinPad { reason, .. }) if reason == "no face enrolment")).await;
+    h.ui.send(UiInput::Pin("1234".into())).unwrap();
+    let seen = h.verdict().await;
+    assert!(
+        seen.iter()
+            .any(|r| matches!(r, Report::Screen(Screen::Accepted { .. })))
+    );
+    let config = h.config.clone();
+    let (records, _, _dir) = h.finish_keep().await;
+    assert_eq!(
+        records,
+        vec![(Outcome::Accepted, "E1".into(), String::new())]
+    );
+    let store = Store::open(
+        &StoreOptions::from_config(&config),
+        Arc::new(SystemClock::new()),
+    )
+    .unwrap();
+    assert_eq!(store.template_count("E1", "mobilefacenet").unwrap(), 0);
+    assert!(!store.consent("E1").unwrap().unwrap().given);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_models_start_in_badge_and_pin_mode_and_say_why() {
+    let empty = tempfile::tempdir().unwrap();
+    let cfg = VisionConfig {
+        models_dir: Some(empty.path().to_path_buf()),
+        ..VisionConfig::default()
+    };
+    let mut h = start(true, cfg);
+    let seen = h.until("start", |r| matches!(r, Report::Started(_))).await;
+    let Some(Report::Started(FaceAvailability::Unavailable { reason })) = seen.last() else {
+        panic!("{seen:?}")
+    };
+    assert!(reason.contains("models.lock.json"), "{reason}");
+    h.until("idle", |r| {
+        matches!(
+            r,
+            Report::Screen(Screen::Idle {
+                face_available: false
+            })
+        )
+    })
+    .await;
+    h.badge.send("04D4E5F6".into()).unwrap();
+    h.until("the PIN pad", |r| matches!(r, Report::Screen(Screen::PinPad { reason, .. }) if reason == "face check-in unavailable")).await;
+    h.ui.send(UiInput::Pin("5678".into())).unwrap();
+    h.verdict().await;
+    let (records, _) = h.finish().await;
+    assert_eq!(
+        records,
+        vec![(Outcome::Accepted, "E2".into(), String::new())]
+    );
+}

@@ -1,0 +1,97 @@
+//! The appliance commands as systemd and a newcomer run them: `clockface run` (READY, SIGTERM,
+//! STOPPING) and `clockface demo`.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{bin, run};
+
+#[test]
+fn run_notifies_systemd_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("clockface.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\ndata_dir = {:?}\n[camera]\ndevice = \"/dev/video-not-here\"\n[gpio]\nkind = \"sim\"\n[badge]\nkind = \"sim\"\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut child = Command::new(bin())
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "2000000")
+        .env_remove("CLOCKFACE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let mut recv = || {
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(recv().starts_with("READY=1"), "READY first");
+    // Without a camera it keeps serving badge + PIN, and keeps pinging the watchdog.
+    assert_eq!(recv(), "WATCHDOG=1");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut last = String::new();
+    for _ in 0..5 {
+        last = recv();
+        if last == "STOPPING=1" {
+            break;
+        }
+    }
+    assert_eq!(last, "STOPPING=1");
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status:?}\n{err}");
+    assert!(
+        err.contains("camera lost") && err.contains("/dev/video-not-here"),
+        "the log says why there are no frames:\n{err}"
+    );
+    let (code, _, e) = run(&["--data-dir", data.to_str().unwrap(), "verify"]);
+    assert_eq!(code, 0, "{e}");
+}
+
+#[test]
+fn the_demo_plays_a_day_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("demo");
+    let (code, out, err) = run(&["demo", "--keep", keep.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for want in [
+        "face check-in ready",
+        "3 face templates stored (encrypted); no image kept",
+        "consent declined: badge + PIN stays available",
+        "✔ Alex Morgan checked in",
+        "already checked in",
+        "reason face_mismatch",
+        "reason liveness_failed",
+        "camera: lost",
+        "PIN pad for Alex Morgan (camera unavailable)",
+        "✔ Sam Rivera checked out",
+        "reason unknown_badge",
+        "check-in chain: ",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    let (code, _, err) = run(&["--data-dir", keep.to_str().unwrap(), "verify"]);
+    assert_eq!(code, 0, "{err}");
+}
