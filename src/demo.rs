@@ -179,6 +179,7 @@ impl Script<'_> {
             Report::Started(FaceAvailability::Unavailable { reason }) => self.line(&format!(
                 "face check-in UNAVAILABLE, badge + PIN only: {reason}"
             )),
+            Report::Motion => self.line("motion sensor: someone approaches; screen wakes"),
             Report::Error(e) => self.line(&format!("error: {e}")),
         }
     }

@@ -47,6 +47,7 @@ fn start(consent: bool, vision_cfg: VisionConfig) -> Harness {
     let mut config = Config::default();
     config.store.data_dir = dir.path().join("data");
     config.gpio.kind = GpioKind::Sim;
+    config.gpio.pir_pin = Some(24);
     config.policy.verdict_seconds = 1;
     config.policy.capture_seconds = 4;
     config.policy.pin_seconds = 5;
@@ -497,4 +498,15 @@ async fn missing_models_start_in_badge_and_pin_mode_and_say_why() {
         records,
         vec![(Outcome::Accepted, "E2".into(), String::new())]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn motion_sensor_wakes_the_idle_screen() {
+    let mut h = start(true, VisionConfig::default());
+    h.until("idle", |r| matches!(r, Report::Screen(Screen::Idle { .. })))
+        .await;
+    h.gpio.set_motion(true);
+    h.until("motion", |r| matches!(r, Report::Motion)).await;
+    let (records, _) = h.finish().await;
+    assert!(records.is_empty(), "motion alone records nothing");
 }

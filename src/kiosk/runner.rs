@@ -68,6 +68,8 @@ pub enum Report {
     Camera(CameraStatus),
     /// Tap-to-verdict latency of a check-in, in milliseconds.
     Latency(f64),
+    /// The PIR sensor saw someone approach while the kiosk was idle: wake the screen.
+    Motion,
     /// Something failed; the kiosk carries on.
     Error(String),
 }
@@ -274,6 +276,8 @@ pub async fn run(
     let mut watchdog =
         tokio::time::interval(notifier.watchdog_every.unwrap_or(Duration::from_secs(3600)));
     let mut tapped_at: Option<Instant> = None;
+    let mut motion = false;
+    let mut ticks = 0u64;
     let mut span = tracing::Span::none();
     tokio::pin!(shutdown);
     notifier.ready();
@@ -334,6 +338,16 @@ pub async fn run(
                 Event::Camera { live: s == CameraStatus::Live }
             }
             _ = tick.tick() => {
+                ticks += 1;
+                // The PIR input, twice a second: a rising edge while idle wakes the screen.
+                if k.config.gpio.pir_pin.is_some() && ticks.is_multiple_of(5) {
+                    let now_motion = k.gpio.motion().unwrap_or(false);
+                    if now_motion && !motion && machine.is_idle() {
+                        tracing::debug!("motion: waking the screen");
+                        say(Report::Motion);
+                    }
+                    motion = now_motion;
+                }
                 let t = Instant::now();
                 pending_pins.retain(|&(at, pin, on)| {
                     if at <= t {
