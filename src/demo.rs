@@ -314,10 +314,10 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
         hex::encode(id.public_key.as_bytes())
     );
     let roster = [
-        ("A0001", "Site Admin", true, "ADMIN-0001", "9999"),
-        ("E1001", "Alex Morgan", false, "04:A1:B2:C3", "1234"),
-        ("E1002", "Sam Rivera", false, "04:D4:E5:F6", "5678"),
-        ("E1003", "Jo Kim", false, "0A:0B:0C:0D", "2468"),
+        ("A0001", "Site Admin", true, "ADMIN-0001", "739214"),
+        ("E1001", "Alex Morgan", false, "04:A1:B2:C3", "482913"),
+        ("E1002", "Sam Rivera", false, "04:D4:E5:F6", "615370"),
+        ("E1003", "Jo Kim", false, "0A:0B:0C:0D", "920481"),
     ];
     for (emp, name, admin, badge, pin) in roster {
         store.upsert_employee(
@@ -440,7 +440,7 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
             s.show(Scene::Person(alex.clone()), "Alex");
             s.tap("04A1B2C3", "Alex");
             if !face {
-                s.pin_when_asked("1234", 1).await?;
+                s.pin_when_asked("482913", 1).await?;
             }
             s.done().await?;
 
@@ -451,7 +451,7 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
             s.at(9, 5, "an impostor: Alex holds Sam's badge");
             s.show(Scene::Person(alex_other.clone()), "Alex (with Sam's badge)");
             s.tap("04D4E5F6", "the impostor");
-            s.pin_when_asked("0000", 3).await?;
+            s.pin_when_asked("000000", 3).await?;
             s.done().await?;
 
             s.at(
@@ -475,14 +475,14 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
             s.show(Scene::Person(sam.clone()), "Sam");
             s.tap("04D4E5F6", "Sam");
             if !face {
-                s.pin_when_asked("5678", 1).await?;
+                s.pin_when_asked("615370", 1).await?;
             }
             s.done().await?;
 
             s.at(9, 40, "Jo (no face consent) arrives: badge + PIN");
             s.show(Scene::Empty, "nobody");
             s.tap("0A0B0C0D", "Jo");
-            s.pin_when_asked("2468", 1).await?;
+            s.pin_when_asked("920481", 1).await?;
             s.done().await?;
 
             s.at(12, 5, "the camera cable is pulled; Alex leaves for lunch");
@@ -492,7 +492,7 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
             })
             .await?;
             s.tap("04A1B2C3", "Alex");
-            s.pin_when_asked("1234", 1).await?;
+            s.pin_when_asked("482913", 1).await?;
             s.done().await?;
 
             s.at(13, 0, "the camera is plugged back in");
@@ -506,7 +506,7 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
             s.show(Scene::Person(sam.clone()), "Sam");
             s.tap("04D4E5F6", "Sam");
             if !face {
-                s.pin_when_asked("5678", 1).await?;
+                s.pin_when_asked("615370", 1).await?;
             }
             s.done().await?;
 

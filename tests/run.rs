@@ -74,8 +74,46 @@ fn run_notifies_systemd_and_stops_cleanly_on_sigterm() {
 fn the_demo_plays_a_day_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let keep = dir.path().join("demo");
-    let (code, out, err) = run(&["demo", "--keep", keep.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}\n{err}");
+    // At the most verbose log level, so the log can be searched for personal data below.
+    let output = Command::new(bin())
+        .args(["demo", "--keep", keep.to_str().unwrap()])
+        .env("RUST_LOG", "trace")
+        .env_remove("CLOCKFACE_CONFIG")
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
+    assert!(output.status.success(), "{out}\n{err}");
+    assert!(err.contains("recorded seq=1"), "trace log captured:\n{err}");
+    // Names, badge ids and PINs appear on screen (stdout) but never in the log (stderr).
+    for secret in [
+        "Alex",
+        "Morgan",
+        "Sam Rivera",
+        "Jo Kim",
+        "04A1B2C3",
+        "04:A1:B2:C3",
+        "04D4E5F6",
+        "0A0B0C0D",
+        "DEADBEEF",
+        "ADMIN-0001",
+    ] {
+        assert!(
+            !err.contains(secret),
+            "{secret:?} leaked into the log:\n{err}"
+        );
+    }
+    // The demo's six-digit PINs, as whole tokens (timestamps and UUIDs never form one).
+    let tokens: Vec<&str> = err.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    for pin in ["739214", "482913", "615370", "920481", "000000"] {
+        assert!(!tokens.contains(&pin), "PIN {pin} leaked into the log");
+    }
+    assert!(
+        out.contains("Alex Morgan"),
+        "the narration does name people"
+    );
     for want in [
         "face check-in ready",
         "3 face templates stored (encrypted); no image kept",
