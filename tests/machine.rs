@@ -18,14 +18,15 @@ fn person(id: &str, face: bool, pin: bool) -> Person {
     }
 }
 
+const THRESHOLDS: Thresholds = Thresholds {
+    verify: 0.5,
+    identify: 0.6,
+    liveness: 0.2,
+    liveness_frames: 3,
+};
+
 fn machine(face_ready: bool) -> Machine {
-    let thr = Thresholds {
-        verify: 0.5,
-        identify: 0.6,
-        liveness: 0.2,
-        liveness_frames: 3,
-    };
-    Machine::new(PolicyConfig::default(), thr, face_ready)
+    Machine::new(PolicyConfig::default(), THRESHOLDS, face_ready)
 }
 
 /// 08:30 local plus `secs`.
@@ -208,16 +209,7 @@ fn a_spoof_is_refused_with_liveness_failed() {
         face_attempts: 1,
         ..PolicyConfig::default()
     };
-    let mut m1 = Machine::new(
-        policy,
-        Thresholds {
-            verify: 0.5,
-            identify: 0.6,
-            liveness: 0.2,
-            liveness_frames: 3,
-        },
-        true,
-    );
+    let mut m1 = Machine::new(policy, THRESHOLDS, true);
     let out = run(
         &mut m1,
         vec![
@@ -393,16 +385,7 @@ fn direction_follows_the_schedule() {
         direction: DirectionPolicy::Auto,
         ..PolicyConfig::default()
     };
-    let mut auto = Machine::new(
-        policy,
-        Thresholds {
-            verify: 0.5,
-            identify: 0.6,
-            liveness: 0.2,
-            liveness_frames: 3,
-        },
-        true,
-    );
+    let mut auto = Machine::new(policy, THRESHOLDS, true);
     auto.step(badge(Some(person("E2", false, true))), at(0));
     assert_eq!(
         dir(&auto.step(Event::Pin { ok: true }, at(1))),
@@ -576,16 +559,7 @@ fn face_only_identifies_from_idle_when_policy_allows() {
         face_only: true,
         ..PolicyConfig::default()
     };
-    let mut m = Machine::new(
-        policy,
-        Thresholds {
-            verify: 0.5,
-            identify: 0.6,
-            liveness: 0.2,
-            liveness_frames: 3,
-        },
-        true,
-    );
+    let mut m = Machine::new(policy, THRESHOLDS, true);
     assert_eq!(m.vision_request(), VisionRequest::Identify);
     let p = person("E3", true, false);
     let mut out = Vec::new();

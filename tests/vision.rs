@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use clockface::camera::replay;
 use clockface::vision::image::Frame;
 use clockface::vision::quality::{LivenessDecision, LivenessFusion};
 use clockface::vision::{FaceAvailability, Vision, VisionConfig, embed::cosine, runtime};
@@ -60,41 +61,10 @@ fn side_by_side(frames: &[Frame], height: u32) -> Frame {
     Frame::from_rgb(width, height, data).unwrap()
 }
 
-/// A camera's view of a still scene: shifted by a pixel or two, with sensor noise.
+/// A camera's view of a still scene (see `camera::replay::camera_view`).
 fn camera_frame(f: &Frame, seed: u64) -> Frame {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let (dx, dy) = (rng.gen_range(-2i64..=2), rng.gen_range(-2i64..=2));
-    let mut out = f.crop(dx, dy, f.width, f.height);
-    for v in out.data.iter_mut() {
-        *v = (*v as i32 + rng.gen_range(-3..=3)).clamp(0, 255) as u8;
-    }
-    out
-}
-
-fn blur(f: &Frame, sigma: f32) -> Frame {
-    Frame::from_image(image::DynamicImage::ImageRgb8(image::imageops::blur(
-        &f.to_image(),
-        sigma,
-    )))
-}
-
-fn moire(f: &Frame) -> Frame {
-    // Interference bands at an angle with the colour channels out of phase, as when a screen
-    // showing the face (its RGB sub-pixel grid) is filmed by the kiosk camera.
-    let mut out = f.clone();
-    let (c, s) = (0.35f32.cos(), 0.35f32.sin());
-    for y in 0..f.height {
-        for x in 0..f.width {
-            let t = (x as f32 * c + y as f32 * s) * std::f32::consts::TAU / 7.0;
-            let i = ((y * f.width + x) * 3) as usize;
-            for k in 0..3 {
-                let g = 0.7 + 0.3 * (t + k as f32 * std::f32::consts::TAU / 3.0).sin();
-                out.data[i + k] = (out.data[i + k] as f32 * g) as u8;
-            }
-        }
-    }
-    out
+    use rand::SeedableRng;
+    replay::camera_view(f, &mut rand::rngs::StdRng::seed_from_u64(seed))
 }
 
 /// Spoof score of the degraded frame at the clean frame's face (the degradation does not move
@@ -225,8 +195,8 @@ fn degradations_move_the_score_toward_spoof() {
         let clean = photo(name);
         let face = v.detect(&clean).unwrap().remove(0);
         let base = score_at(&mut v, &clean, &face);
-        let blurred = score_at(&mut v, &blur(&clean, 4.0).jpeg_roundtrip(12), &face);
-        let moired = score_at(&mut v, &moire(&clean), &face);
+        let blurred = score_at(&mut v, &replay::printed_photo(&clean), &face);
+        let moired = score_at(&mut v, &replay::phone_screen(&clean), &face);
         let small = clean.resize(clean.width / 5, clean.height / 5);
         let rescaled = score_at(&mut v, &small.resize(clean.width, clean.height), &face);
         eprintln!(
