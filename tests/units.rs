@@ -1,0 +1,56 @@
+//! The systemd units: `systemd-analyze verify` prints nothing on stderr, and
+//! `systemd-analyze security --offline=yes` rates each unit 2.0 or better.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Copies a unit into `dir` with ExecStart pointing at the freshly built binary (verify needs
+/// the executable to exist).
+fn staged(unit: &str, dir: &Path) -> std::path::PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("systemd")
+        .join(unit);
+    let text = std::fs::read_to_string(&src)
+        .unwrap()
+        .replace("/usr/bin/clockface", env!("CARGO_BIN_EXE_clockface"));
+    let dst = dir.join(unit);
+    std::fs::write(&dst, text).unwrap();
+    dst
+}
+
+#[test]
+fn units_verify_cleanly_and_rate_2_0_or_better() {
+    let dir = tempfile::tempdir().unwrap();
+    for unit in [
+        "clockface.service",
+        "clockface-verify.service",
+        "clockface-verify.timer",
+    ] {
+        let path = staged(unit, dir.path());
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze (Debian's systemd package)");
+        let err = String::from_utf8_lossy(&out.stderr);
+        // systemd-analyze verify exits 0 even on misspelt directives: any stderr is a failure.
+        assert!(
+            out.status.success() && err.trim().is_empty(),
+            "{unit}: {err}"
+        );
+        if unit.ends_with(".service") {
+            let out = Command::new("systemd-analyze")
+                .args(["security", "--offline=yes", "--threshold=20"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{unit} rates worse than 2.0:\n{text}");
+            let overall = text
+                .lines()
+                .find(|l| l.contains("Overall exposure level"))
+                .unwrap_or_default();
+            eprintln!("{unit}: {overall}");
+        }
+    }
+}
