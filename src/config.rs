@@ -34,8 +34,40 @@ pub struct Config {
     pub gpio: GpioConfig,
     /// Badge reader.
     pub badge: BadgeConfig,
+    /// How long records are kept.
+    pub retention: RetentionConfig,
     /// Diagnostics.
     pub log: LogConfig,
+}
+
+/// `[retention]`: how long personal data is kept on the kiosk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days an accepted check-in stays on the kiosk after the backend acknowledged it (unsynced
+    /// check-ins are never purged). 1–3650. Default 90.
+    pub checkin_days: u32,
+    /// Days a failed attempt stays on the kiosk after it was made. 1–3650. Default 30.
+    pub failed_attempt_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            checkin_days: 90,
+            failed_attempt_days: 30,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The store's view of these periods.
+    pub fn policy(&self) -> crate::store::retention::RetentionPolicy {
+        crate::store::retention::RetentionPolicy {
+            checkin_days: self.checkin_days,
+            failed_attempt_days: self.failed_attempt_days,
+        }
+    }
 }
 
 /// `[device]`: names shown on screen and sent to the backend.
@@ -441,6 +473,18 @@ impl Config {
             ("camera.height", self.camera.height, 120, 4096),
             ("camera.stall_seconds", self.camera.stall_seconds, 1, 60),
             ("gpio.relay_ms", self.gpio.relay_ms, 100, 10_000),
+            (
+                "retention.checkin_days",
+                self.retention.checkin_days,
+                1,
+                3650,
+            ),
+            (
+                "retention.failed_attempt_days",
+                self.retention.failed_attempt_days,
+                1,
+                3650,
+            ),
         ] {
             if !(lo..=hi).contains(&v) {
                 bad(key, format!("{v} is out of range; allowed: {lo} to {hi}"));

@@ -41,6 +41,18 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Purge records whose retention period has run out (see [retention] in the config).
+    Purge {
+        /// Only report what would be purged.
+        #[arg(long, conflicts_with = "now", required_unless_present = "now")]
+        dry_run: bool,
+        /// Purge now.
+        #[arg(long)]
+        now: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the roster.
     Roster {
         #[command(subcommand)]
@@ -249,6 +261,10 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
             &mut stdout,
         )
         .map(drop),
+        Cmd::Purge { dry_run, now, json } => {
+            let _ = now;
+            commands::purge(&load()?, dry_run, json, &mut stdout).map(drop)
+        }
         Cmd::Roster {
             command:
                 RosterCmd::Add {

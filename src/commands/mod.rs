@@ -306,3 +306,33 @@ pub fn device_show(cfg: &Config, json: bool, out: &mut dyn Write) -> Result<Devi
     }
     Ok(info)
 }
+
+/// `clockface purge --dry-run|--now`.
+pub fn purge(
+    cfg: &Config,
+    dry_run: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<crate::store::retention::PurgeReport> {
+    let mut store = open(cfg, false)?;
+    let r = store.purge(cfg.retention.policy(), dry_run)?;
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&r).expect("serialisable")
+        );
+    } else {
+        let verb = if dry_run { "would purge" } else { "purged" };
+        let _ = writeln!(
+            out,
+            "{verb} {} check-in(s) acknowledged more than {} days ago and {} failed attempt(s) older than {} days; chain now starts after #{}",
+            r.checkins,
+            cfg.retention.checkin_days,
+            r.failed_attempts,
+            cfg.retention.failed_attempt_days,
+            r.anchor_seq
+        );
+    }
+    Ok(r)
+}

@@ -278,6 +278,8 @@ pub async fn run(
     let mut tapped_at: Option<Instant> = None;
     let mut motion = false;
     let mut ticks = 0u64;
+    // Retention purge at start and then daily.
+    let mut next_purge = Instant::now();
     let mut span = tracing::Span::none();
     tokio::pin!(shutdown);
     notifier.ready();
@@ -339,6 +341,12 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 ticks += 1;
+                if Instant::now() >= next_purge && machine.is_idle() {
+                    next_purge = Instant::now() + Duration::from_secs(86_400);
+                    if let Err(e) = k.store.purge(k.config.retention.policy(), false) {
+                        tracing::error!(error = %e, "retention purge failed");
+                    }
+                }
                 // The PIR input, twice a second: a rising edge while idle wakes the screen.
                 if k.config.gpio.pir_pin.is_some() && ticks.is_multiple_of(5) {
                     let now_motion = k.gpio.motion().unwrap_or(false);

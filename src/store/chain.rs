@@ -123,6 +123,26 @@ type Head = (u64, [u8; 32]);
 const CHUNK: usize = 16_384;
 const BATCH: usize = 1024;
 
+/// The retention anchor of a chain table: (seq, hash) of the last purged entry, if any.
+pub fn anchor(conn: &Connection, table: &str) -> Result<Option<(u64, [u8; 32])>> {
+    use rusqlite::OptionalExtension;
+    let row: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT seq, hash FROM chain_anchor WHERE chain = ?1",
+            [table],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        Some((seq, hash)) => Some((
+            seq as u64,
+            hash.try_into()
+                .map_err(|_| Error::invalid("chain_anchor", "hash is not 32 bytes"))?,
+        )),
+        None => None,
+    })
+}
+
 /// Verifies both chains of a store; `progress` is called with the number of entries done so
 /// far across both.
 pub fn verify_all(
@@ -148,13 +168,15 @@ fn verify_chain<E: ChainEntry>(
         E::INDEX_EXPR,
         E::TABLE
     ))?;
+    let start = anchor(conn, E::TABLE)?;
     let mut rows = stmt.query([])?;
     // This thread reads rows (the connection cannot leave it) while a scoped worker checks the
     // previous chunk on the rayon pool, so reading overlaps with the signature checks.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Row>>(2);
     let (summary, read_result) = std::thread::scope(|scope| {
         let worker = scope.spawn(move || -> Result<(Option<Head>, u64)> {
-            let mut prev: Option<Head> = None;
+            // After a retention purge the chain continues from its anchor.
+            let mut prev: Option<Head> = start;
             let mut done = 0u64;
             for chunk in rx {
                 let checked: Vec<Result<Checked, String>> = chunk

@@ -14,6 +14,7 @@ pub mod export;
 pub mod keys;
 pub mod migrations;
 pub mod record;
+pub mod retention;
 pub mod roster;
 
 use std::fs;
@@ -382,6 +383,13 @@ impl Store {
         Ok(self.conn.pragma_query_value(None, name, |r| r.get(0))?)
     }
 
+    /// After deleting personal data: copies the WAL into the database (whose deleted cells
+    /// `secure_delete` has zeroed) and truncates the WAL, so no older page image holding the
+    /// deleted bytes stays on disk.
+    pub fn wipe_wal(&self) -> Result<()> {
+        self.checkpoint()
+    }
+
     /// Moves the WAL's content into the database file (for size measurements and backups).
     pub fn checkpoint(&self) -> Result<()> {
         self.conn
@@ -580,7 +588,7 @@ fn map_write_err(e: rusqlite::Error) -> Error {
     Error::Sqlite(e)
 }
 
-/// Last (seq, hash) of a chain table, or (0, zeros) when empty.
+/// Last (seq, hash) of a chain table; when it is empty, its retention anchor; else (0, zeros).
 fn chain_head(tx: &Transaction<'_>, table: &str) -> Result<(u64, [u8; 32])> {
     let last: Option<(i64, Vec<u8>)> = tx
         .query_row(
@@ -589,10 +597,10 @@ fn chain_head(tx: &Transaction<'_>, table: &str) -> Result<(u64, [u8; 32])> {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    Ok(match last {
-        Some((seq, bytes)) => (seq as u64, entry_hash(&bytes)),
-        None => (0, [0; 32]),
-    })
+    match last {
+        Some((seq, bytes)) => Ok((seq as u64, entry_hash(&bytes))),
+        None => Ok(chain::anchor(tx, table)?.unwrap_or((0, [0; 32]))),
+    }
 }
 
 fn append_record_tx(

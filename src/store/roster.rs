@@ -121,9 +121,11 @@ impl Store {
     /// Check-in records stay: they are signed history the employer must keep.
     pub fn delete_employee(&mut self, actor: &str, id: &str) -> Result<bool> {
         let audit = NewAudit::new(actor, "employee_deleted", id);
-        self.audited(&audit, |tx, _, _| {
+        let deleted = self.audited(&audit, |tx, _, _| {
             Ok(tx.execute("DELETE FROM employees WHERE id = ?1", [id])? > 0)
-        })
+        })?;
+        self.wipe_wal()?;
+        Ok(deleted)
     }
 
     /// Links a badge to an employee (normalising its id); a badge names one employee only.
@@ -245,6 +247,12 @@ impl Store {
                 witness: witness.into(),
                 at_ms: now,
             })
+        })
+        .and_then(|c| {
+            if !given {
+                self.wipe_wal()?;
+            }
+            Ok(c)
         })
     }
 

@@ -106,3 +106,16 @@ pub fn write_config(dir: &Path, data_dir: &Path, extra: &str) -> PathBuf {
 pub fn raw_db(dir: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join("clockface.db")).unwrap()
 }
+
+/// Wall time of a simulated clock (a named helper so tests read as prose).
+pub trait WallNow {
+    /// Unix milliseconds now.
+    fn wall_ms_now(&self) -> i64;
+}
+
+impl WallNow for SimClock {
+    fn wall_ms_now(&self) -> i64 {
+        use clockface::clock::Clock;
+        self.wall_ms()
+    }
+}

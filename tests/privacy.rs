@@ -1,0 +1,233 @@
+//! Retention and deletion, proved on the bytes on disk, with a simulated clock.
+
+mod common;
+
+use std::time::Duration;
+
+use clockface::store::record::Outcome;
+use clockface::store::retention::RetentionPolicy;
+use clockface::store::roster::Employee;
+use common::*;
+
+const POLICY: RetentionPolicy = RetentionPolicy {
+    checkin_days: 90,
+    failed_attempt_days: 30,
+};
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn verify(dir: &std::path::Path) -> u64 {
+    let mut cfg = clockface::config::Config::default();
+    cfg.store.data_dir = dir.to_owned();
+    clockface::commands::verify(&cfg, false, &mut Vec::new())
+        .expect("verifies")
+        .chains[0]
+        .head_seq
+}
+
+#[test]
+fn purge_removes_only_the_expired_prefix_and_the_chain_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, clock) = open(dir.path());
+    // Day 0: 3 check-ins and a failed attempt; day 10: 2 more check-ins.
+    for e in ["E1", "E2", "E3"] {
+        store.append(&checkin(e)).unwrap();
+    }
+    store.append(&failed("E4", "face_mismatch")).unwrap();
+    clock.advance(10 * DAY);
+    store.append(&checkin("E5")).unwrap();
+    store.append(&checkin("E6")).unwrap();
+    // The backend acknowledged records 1-5 on day 11; record 6 is still queued.
+    clock.advance(DAY);
+    assert_eq!(store.mark_synced(5, clock.wall_ms_now()).unwrap(), 5);
+
+    // Day 60: nothing has been acknowledged for 90 days yet; failed attempt #4 is old, but
+    // #1-#3 before it must stay, so nothing can go.
+    clock.advance(49 * DAY);
+    let r = store.purge(POLICY, false).unwrap();
+    assert_eq!((r.checkins, r.failed_attempts), (0, 0));
+
+    // Day 102: #1-#5 were acknowledged 91 days ago; #6 never was and stays.
+    clock.advance(42 * DAY);
+    let dry = store.purge(POLICY, true).unwrap();
+    assert_eq!(
+        (
+            dry.checkins,
+            dry.failed_attempts,
+            dry.anchor_seq,
+            dry.dry_run
+        ),
+        (4, 1, 5, true)
+    );
+    assert!(
+        store.record(1).unwrap().is_some(),
+        "a dry run changes nothing"
+    );
+    let r = store.purge(POLICY, false).unwrap();
+    assert_eq!((r.checkins, r.failed_attempts, r.anchor_seq), (4, 1, 5));
+    for seq in 1..=5 {
+        assert!(store.record(seq).unwrap().is_none(), "record {seq} purged");
+    }
+    assert_eq!(store.record(6).unwrap().unwrap().employee_id, "E6");
+    // The purge is audited, the chain verifies from its anchor, and appends continue it.
+    let audit = store.audit_entries_for("").unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "retention_purge" && a.detail.contains("\"up_to_seq\":5")),
+        "{audit:?}"
+    );
+    let a = store.append(&checkin("E7")).unwrap();
+    assert_eq!(a.seq, 7);
+    drop(store);
+    assert_eq!(verify(dir.path()), 7);
+    // No byte of a purged record remains in the database or its WAL.
+    let raw = raw_files(dir.path());
+    assert!(
+        !contains(&raw, b"face_mismatch"),
+        "the purged failed attempt is gone from the files"
+    );
+}
+
+#[test]
+fn purging_everything_keeps_the_chain_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, clock) = open(dir.path());
+    for e in ["E1", "E2"] {
+        store.append(&checkin(e)).unwrap();
+    }
+    store.mark_synced(2, clock.wall_ms_now()).unwrap();
+    clock.advance(91 * DAY);
+    assert_eq!(store.purge(POLICY, false).unwrap().checkins, 2);
+    assert_eq!(store.stats().unwrap().head_seq, 0);
+    let a = store.append(&checkin("E3")).unwrap();
+    assert_eq!(a.seq, 3, "sequence numbers never restart");
+    let r3 = store.record(3).unwrap().unwrap();
+    assert_ne!(
+        r3.prev_hash, [0; 32],
+        "linked to the purged record #2 through the anchor"
+    );
+    drop(store);
+    assert_eq!(verify(dir.path()), 3);
+    // A forged anchor no longer links to the first remaining record: verify names it.
+    raw_db(dir.path())
+        .execute("UPDATE chain_anchor SET hash = zeroblob(32)", [])
+        .unwrap();
+    let mut cfg = clockface::config::Config::default();
+    cfg.store.data_dir = dir.path().to_owned();
+    match clockface::commands::verify(&cfg, false, &mut Vec::new()) {
+        Err(clockface::Error::ChainBroken { seq: 3, reason, .. }) => {
+            assert!(reason.contains("previous-hash"), "{reason}")
+        }
+        other => panic!("expected record 3 to be named, got {other:?}"),
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn raw_files(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = std::fs::read(dir.join("clockface.db")).unwrap();
+    if let Ok(wal) = std::fs::read(dir.join("clockface.db-wal")) {
+        all.extend(wal);
+    }
+    all
+}
+
+fn sealed_blobs(dir: &std::path::Path, employee: &str) -> Vec<Vec<u8>> {
+    let db = raw_db(dir);
+    let mut stmt = db
+        .prepare("SELECT sealed FROM templates WHERE employee_id = ?1")
+        .unwrap();
+    stmt.query_map([employee], |r| r.get(0))
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+fn enrolled(dir: &std::path::Path) -> (clockface::store::Store, Vec<f32>) {
+    let (mut store, _) = open(dir);
+    store
+        .upsert_employee(
+            "A1",
+            &Employee {
+                id: "E1".into(),
+                display_name: "Alex".into(),
+                active: true,
+                is_admin: false,
+            },
+        )
+        .unwrap();
+    store.record_consent("E1", true, "v1", "A1").unwrap();
+    let t: Vec<f32> = (0..192).map(|i| (i as f32 * 0.37).cos() / 10.0).collect();
+    store.add_template("A1", "E1", "mobilefacenet", &t).unwrap();
+    store.add_template("A1", "E1", "mobilefacenet", &t).unwrap();
+    store.append(&checkin("E1")).unwrap();
+    (store, t)
+}
+
+fn assert_no_template_bytes(dir: &std::path::Path, blobs: &[Vec<u8>], plain: &[f32]) {
+    let raw = raw_files(dir);
+    for b in blobs {
+        // Any 16-byte run of the sealed blob (nonce or ciphertext) would betray it.
+        for chunk in b.chunks(16).filter(|c| c.len() == 16) {
+            assert!(
+                !contains(&raw, chunk),
+                "sealed template bytes remain on disk"
+            );
+        }
+    }
+    let plain: Vec<u8> = plain.iter().flat_map(|x| x.to_le_bytes()).collect();
+    for chunk in plain.chunks(16) {
+        assert!(!contains(&raw, chunk), "plaintext template bytes on disk");
+    }
+}
+
+#[test]
+fn deleting_an_employee_leaves_no_template_bytes_in_the_database_or_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, plain) = enrolled(dir.path());
+    let blobs = sealed_blobs(dir.path(), "E1");
+    assert_eq!(blobs.len(), 2);
+    assert!(
+        contains(&raw_files(dir.path()), &blobs[0][..16]),
+        "the scan does find them before"
+    );
+    store.delete_employee("A1", "E1").unwrap();
+    assert_no_template_bytes(dir.path(), &blobs, &plain);
+    // The signed check-in record stays: the employer must keep attendance.
+    assert_eq!(store.record(1).unwrap().unwrap().outcome, Outcome::Accepted);
+}
+
+#[test]
+fn withdrawing_consent_leaves_no_template_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, plain) = enrolled(dir.path());
+    let blobs = sealed_blobs(dir.path(), "E1");
+    store.record_consent("E1", false, "v1", "A1").unwrap();
+    assert_no_template_bytes(dir.path(), &blobs, &plain);
+    assert!(store.templates("E1").unwrap().is_empty());
+    assert!(
+        store.employee("E1").unwrap().is_some(),
+        "the employee stays, on badge + PIN"
+    );
+}
+
+#[test]
+fn purge_cli_reports_and_refuses_ambiguous_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(store_with(dir.path(), 3));
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = run(&["--data-dir", d, "purge", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["checkins"], 0, "nothing acknowledged, nothing old enough");
+    let (code, _, err) = run(&["--data-dir", d, "purge"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = run(&["--data-dir", d, "purge", "--now", "--dry-run"]);
+    assert_eq!(code, 2);
+    let (code, out, _) = run(&["--data-dir", d, "purge", "--now"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("purged 0 check-in(s)"), "{out}");
+}
