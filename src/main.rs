@@ -53,6 +53,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write everything held about one person as JSON (subject access request).
+    ExportPerson {
+        /// Employee id.
+        employee_id: String,
+        /// Write here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Manage the roster.
     Roster {
         #[command(subcommand)]
@@ -264,6 +272,22 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
         Cmd::Purge { dry_run, now, json } => {
             let _ = now;
             commands::purge(&load()?, dry_run, json, &mut stdout).map(drop)
+        }
+        Cmd::ExportPerson {
+            employee_id,
+            output,
+        } => {
+            let cfg = load()?;
+            let text = commands::export_person(&cfg, &employee_id)?;
+            match output {
+                Some(path) => std::fs::write(&path, text).map_err(|e| Error::io(&path, e)),
+                None => {
+                    use std::io::Write;
+                    stdout
+                        .write_all(text.as_bytes())
+                        .map_err(|e| Error::io("stdout", e))
+                }
+            }
         }
         Cmd::Roster {
             command:

@@ -231,3 +231,64 @@ fn purge_cli_reports_and_refuses_ambiguous_flags() {
     assert_eq!(code, 0);
     assert!(out.contains("purged 0 check-in(s)"), "{out}");
 }
+
+#[test]
+fn export_person_holds_everything_about_them_and_nothing_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = enrolled(dir.path());
+    store.add_badge("A1", "04:a1:b2:c3", "E1").unwrap();
+    store.set_pin("A1", "E1", "482913").unwrap();
+    store.append(&failed("E1", "face_mismatch")).unwrap();
+    store.append(&checkin("E2")).unwrap();
+    drop(store);
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = run(&["--data-dir", d, "export-person", "E1"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["employee"]["display_name"], "Alex");
+    assert_eq!(v["badges"], serde_json::json!(["04A1B2C3"]));
+    assert_eq!(v["pin_set"], true);
+    assert_eq!(v["consents"][0]["given"], true);
+    assert_eq!(v["templates"].as_array().unwrap().len(), 2);
+    assert_eq!(v["templates"][0]["dims"], 192);
+    let records = v["records"].as_array().unwrap();
+    assert_eq!(
+        records.len(),
+        2,
+        "their check-in and their failed attempt, not E2's"
+    );
+    assert!(records.iter().all(|r| r["employee_id"] == "E1"));
+    let actions: Vec<&str> = v["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    for want in [
+        "employee_upserted",
+        "consent_given",
+        "template_enrolled",
+        "badge_assigned",
+        "pin_set",
+    ] {
+        assert!(actions.contains(&want), "{want} in {actions:?}");
+    }
+    // Never the template bytes, the PIN or its hash.
+    assert!(
+        !out.contains("sealed") && !out.contains("argon2") && !out.contains("482913"),
+        "{out}"
+    );
+    // The export itself is audited.
+    let (store, _) = open(dir.path());
+    assert!(
+        store
+            .audit_entries_for("E1")
+            .unwrap()
+            .iter()
+            .any(|a| a.action == "subject_export")
+    );
+    drop(store);
+    let (code, _, err) = run(&["--data-dir", d, "export-person", "E404"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nothing is held about \"E404\""), "{err}");
+}

@@ -336,3 +336,10 @@ pub fn purge(
     }
     Ok(r)
 }
+
+/// `clockface export-person EMPLOYEE_ID`: the subject access export as pretty JSON.
+pub fn export_person(cfg: &Config, employee_id: &str) -> Result<String> {
+    let mut store = open(cfg, false)?;
+    let export = store.export_person("cli", employee_id)?;
+    Ok(serde_json::to_string_pretty(&export).expect("serialisable") + "\n")
+}

@@ -16,6 +16,7 @@ pub mod migrations;
 pub mod record;
 pub mod retention;
 pub mod roster;
+pub mod subject;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
