@@ -112,6 +112,7 @@ pub fn store(durable: u64, records: u64, keep: Option<&Path>, out: &mut dyn Writ
     let t0 = Instant::now();
     let batch = 10_000u64;
     let mut i = store.stats()?.head_seq;
+    let reused = i;
     if i > records {
         drop(store);
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -132,8 +133,13 @@ pub fn store(durable: u64, records: u64, keep: Option<&Path>, out: &mut dyn Writ
         .map_err(|e| Error::io(store.db_path(), e))?
         .len();
     let rec_len = store.record(1)?.map(|r| r.to_bytes().len()).unwrap_or(0);
+    let built = if reused > 0 && reused <= records {
+        format!("reused {reused}, added {}", records - reused)
+    } else {
+        "built".to_string()
+    };
     p(&format!(
-        "bulk build: {records} records in {:.1} s; database {} bytes = {:.0} bytes/record on disk (signed record itself {rec_len} bytes)",
+        "large store ({built}): {records} records in {:.1} s; database {} bytes = {:.0} bytes/record on disk (signed record itself {rec_len} bytes)",
         t0.elapsed().as_secs_f64(),
         db_bytes,
         db_bytes as f64 / records.max(1) as f64

@@ -292,3 +292,82 @@ fn export_person_holds_everything_about_them_and_nothing_secret() {
     assert_eq!(code, 2);
     assert!(err.contains("nothing is held about \"E404\""), "{err}");
 }
+
+#[test]
+fn pin_lockout_grows_and_survives_a_restart() {
+    use clockface::store::roster::PinCheck;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, clock) = open(dir.path());
+    store
+        .upsert_employee(
+            "A1",
+            &Employee {
+                id: "A9".into(),
+                display_name: "Admin".into(),
+                active: true,
+                is_admin: true,
+            },
+        )
+        .unwrap();
+    store.set_pin("A1", "A9", "739214").unwrap();
+    for left in (1..=4).rev() {
+        assert_eq!(
+            store.check_pin("A9", "000000").unwrap(),
+            PinCheck::Wrong {
+                before_lockout: left
+            }
+        );
+    }
+    let t0 = clock.wall_ms_now();
+    assert_eq!(
+        store.check_pin("A9", "000000").unwrap(),
+        PinCheck::LockedOut {
+            until_ms: t0 + 30_000
+        }
+    );
+    // While locked out even the right PIN is refused (it is not checked at all).
+    assert!(matches!(
+        store.check_pin("A9", "739214").unwrap(),
+        PinCheck::LockedOut { .. }
+    ));
+    drop(store);
+
+    // A restart does not reset it.
+    let clock2 = std::sync::Arc::new(clockface::clock::SimClock::new(t0 + 10_000));
+    let mut store = clockface::store::Store::open(&options(dir.path()), clock2.clone()).unwrap();
+    assert!(matches!(
+        store.check_pin("A9", "739214").unwrap(),
+        PinCheck::LockedOut { .. }
+    ));
+    // After it expires, another failure locks for twice as long.
+    clock2.advance(Duration::from_secs(25));
+    let t1 = clock2.wall_ms_now();
+    assert_eq!(
+        store.check_pin("A9", "111111").unwrap(),
+        PinCheck::LockedOut {
+            until_ms: t1 + 60_000
+        }
+    );
+    clock2.advance(Duration::from_secs(61));
+    assert_eq!(store.check_pin("A9", "739214").unwrap(), PinCheck::Ok);
+    assert_eq!(
+        store.check_pin("A9", "000000").unwrap(),
+        PinCheck::Wrong { before_lockout: 4 },
+        "success clears the count"
+    );
+    let locks = store
+        .audit_entries_for("A9")
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action == "pin_locked_out")
+        .count();
+    assert_eq!(locks, 2);
+    // Hashes are argon2id.
+    drop(store);
+    let hash: String = raw_db(dir.path())
+        .query_row("SELECT pin_hash FROM employees WHERE id = 'A9'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$"));
+}

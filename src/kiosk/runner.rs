@@ -310,8 +310,14 @@ pub async fn run(
                 Event::Badge { badge: b, person: p }
             }
             Some(input) = ui.recv() => match input {
-                UiInput::Pin(digits) => match machine.pin_for() {
-                    Some(p) => Event::Pin { ok: k.store.verify_pin(&p.id, &digits)? },
+                UiInput::Pin(digits) => match machine.pin_for().map(|p| p.id.clone()) {
+                    Some(id) => {
+                        let check = k.store.check_pin(&id, &digits)?;
+                        if let crate::store::roster::PinCheck::LockedOut { .. } = check {
+                            tracing::warn!("PIN entry locked out after repeated failures");
+                        }
+                        Event::Pin { ok: check == crate::store::roster::PinCheck::Ok }
+                    }
                     None => continue,
                 },
                 UiInput::Enrol(id) => match person(&k.store, &id, model)? {

@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "retention",
         sql: include_str!("migrations/0002_retention.sql"),
     },
+    Migration {
+        version: 3,
+        name: "pin_lockout",
+        sql: include_str!("migrations/0003_pin_lockout.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

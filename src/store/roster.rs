@@ -55,6 +55,27 @@ pub struct Template {
     pub vector: Vec<f32>,
 }
 
+/// Failed PIN attempts allowed in a row before lockouts start.
+pub const PIN_FREE_ATTEMPTS: u32 = 5;
+
+/// The outcome of a PIN entry under lockout rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum PinCheck {
+    /// The PIN matched.
+    Ok,
+    /// Wrong PIN; this many more tries before a lockout.
+    Wrong {
+        /// Attempts left before the first lockout.
+        before_lockout: u32,
+    },
+    /// Locked out until this time (Unix ms); the PIN was not checked.
+    LockedOut {
+        /// When entry is possible again.
+        until_ms: i64,
+    },
+}
+
 /// Normalises a badge id as readers deliver it: separators and spaces removed, upper case.
 /// `"04:a1:b2 c3"` and `"04A1B2C3"` are the same badge.
 pub fn normalise_badge(raw: &str) -> Result<String> {
@@ -203,6 +224,62 @@ impl Store {
         Ok(Argon2::default()
             .verify_password(pin.as_bytes(), &parsed)
             .is_ok())
+    }
+
+    /// Checks a PIN with brute-force protection that survives restarts: after
+    /// [`PIN_FREE_ATTEMPTS`] failures in a row the employee is locked out for 30 s, doubling
+    /// with each further failure up to an hour; while locked out the PIN is not even checked.
+    /// Success clears the count. Each lockout is audited.
+    pub fn check_pin(&mut self, employee_id: &str, pin: &str) -> Result<PinCheck> {
+        let now = self.clock().wall_ms();
+        let state: Option<(i64, i64)> = self
+            .conn()
+            .query_row(
+                "SELECT failures, locked_until_ms FROM pin_lockout WHERE employee_id = ?1",
+                [employee_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (failures, locked_until) = state.unwrap_or((0, 0));
+        if locked_until > now {
+            return Ok(PinCheck::LockedOut {
+                until_ms: locked_until,
+            });
+        }
+        if self.verify_pin(employee_id, pin)? {
+            if failures > 0 {
+                self.conn().execute(
+                    "DELETE FROM pin_lockout WHERE employee_id = ?1",
+                    [employee_id],
+                )?;
+            }
+            return Ok(PinCheck::Ok);
+        }
+        let failures = failures + 1;
+        let over = failures - PIN_FREE_ATTEMPTS as i64;
+        let lock_ms = if over >= 0 {
+            (30_000i64 << over.min(7)).min(3_600_000)
+        } else {
+            0
+        };
+        let until = if lock_ms > 0 { now + lock_ms } else { 0 };
+        if self.employee(employee_id)?.is_some() {
+            self.conn().execute(
+                "INSERT INTO pin_lockout (employee_id, failures, locked_until_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (employee_id) DO UPDATE SET failures = ?2, locked_until_ms = ?3",
+                params![employee_id, failures, until],
+            )?;
+        }
+        if lock_ms > 0 {
+            let mut a = NewAudit::new("system", "pin_locked_out", employee_id);
+            a.detail =
+                serde_json::json!({ "failures": failures, "seconds": lock_ms / 1000 }).to_string();
+            self.audit(&a)?;
+            return Ok(PinCheck::LockedOut { until_ms: until });
+        }
+        Ok(PinCheck::Wrong {
+            before_lockout: (PIN_FREE_ATTEMPTS as i64 - failures) as u32,
+        })
     }
 
     /// Records a consent decision. Declining or withdrawing wipes existing templates at once.
