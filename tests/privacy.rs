@@ -122,18 +122,6 @@ fn purging_everything_keeps_the_chain_anchor() {
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn raw_files(dir: &std::path::Path) -> Vec<u8> {
-    let mut all = std::fs::read(dir.join("clockface.db")).unwrap();
-    if let Ok(wal) = std::fs::read(dir.join("clockface.db-wal")) {
-        all.extend(wal);
-    }
-    all
-}
-
 fn sealed_blobs(dir: &std::path::Path, employee: &str) -> Vec<Vec<u8>> {
     let db = raw_db(dir);
     let mut stmt = db

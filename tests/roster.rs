@@ -20,19 +20,6 @@ fn template(seed: f32) -> Vec<f32> {
         .collect()
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The database file and its WAL, raw, as someone holding the SD card would read them.
-fn raw_files(dir: &std::path::Path) -> Vec<u8> {
-    let mut all = std::fs::read(dir.join("clockface.db")).unwrap();
-    if let Ok(wal) = std::fs::read(dir.join("clockface.db-wal")) {
-        all.extend(wal);
-    }
-    all
-}
-
 #[test]
 fn templates_are_sealed_at_rest_and_open_in_memory() {
     let dir = tempfile::tempdir().unwrap();

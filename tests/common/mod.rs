@@ -119,3 +119,17 @@ impl WallNow for SimClock {
         self.wall_ms()
     }
 }
+
+/// Whether `needle` occurs anywhere in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The database file and its WAL, raw, as someone holding the SD card would read them.
+pub fn raw_files(dir: &Path) -> Vec<u8> {
+    let mut all = std::fs::read(dir.join("clockface.db")).unwrap();
+    if let Ok(wal) = std::fs::read(dir.join("clockface.db-wal")) {
+        all.extend(wal);
+    }
+    all
+}
