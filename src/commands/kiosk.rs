@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::emit;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -131,19 +132,13 @@ pub fn enroll(
         templates: embeddings.len(),
         consent_text_version: version,
     };
-    if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&r).expect("serialisable")
-        );
-    } else {
+    emit(out, json, &r, |out| {
         let _ = writeln!(
             out,
             "{}: consent v{} recorded, {} {} template(s) stored encrypted; no image kept",
             r.employee, r.consent_text_version, r.templates, r.model
         );
-    }
+    });
     Ok(r)
 }
 

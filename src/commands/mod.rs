@@ -62,6 +62,24 @@ impl ConfigSource {
     }
 }
 
+/// Writes `value` as pretty JSON with `--json`, otherwise the text `text` writes.
+pub(crate) fn emit<T: Serialize>(
+    out: &mut dyn Write,
+    json: bool,
+    value: &T,
+    text: impl FnOnce(&mut dyn Write),
+) {
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(value).expect("serialisable")
+        );
+    } else {
+        text(out);
+    }
+}
+
 /// Sets up `tracing` on stderr: `RUST_LOG` if set, else the given level.
 pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -157,13 +175,7 @@ pub fn verify(cfg: &Config, json: bool, out: &mut dyn Write) -> Result<VerifyRep
         integrity,
         chains,
     };
-    if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&report).expect("serialisable")
-        );
-    } else {
+    emit(out, json, &report, |out| {
         let _ = writeln!(out, "store {}: ok", store.db_path().display());
         let _ = writeln!(
             out,
@@ -177,7 +189,7 @@ pub fn verify(cfg: &Config, json: bool, out: &mut dyn Write) -> Result<VerifyRep
                 c.chain, c.entries, c.head_seq, c.head_hash
             );
         }
-    }
+    });
     Ok(report)
 }
 
@@ -258,13 +270,7 @@ pub fn device_show(cfg: &Config, json: bool, out: &mut dyn Write) -> Result<Devi
         data_dir: store.data_dir().display().to_string(),
         store: store.stats()?,
     };
-    if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&info).expect("serialisable")
-        );
-    } else {
+    emit(out, json, &info, |out| {
         let s = &info.store;
         let t = |ms: Option<i64>| ms.map_or("-".into(), rfc3339_ms);
         let _ = writeln!(out, "device id    {}", info.device_id);
@@ -303,7 +309,7 @@ pub fn device_show(cfg: &Config, json: bool, out: &mut dyn Write) -> Result<Devi
             s.employees, s.templates
         );
         let _ = writeln!(out, "audit log    {} entries", s.audit_entries);
-    }
+    });
     Ok(info)
 }
 
@@ -316,13 +322,7 @@ pub fn purge(
 ) -> Result<crate::store::retention::PurgeReport> {
     let mut store = open(cfg, false)?;
     let r = store.purge(cfg.retention.policy(), dry_run)?;
-    if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&r).expect("serialisable")
-        );
-    } else {
+    emit(out, json, &r, |out| {
         let verb = if dry_run { "would purge" } else { "purged" };
         let _ = writeln!(
             out,
@@ -333,7 +333,7 @@ pub fn purge(
             cfg.retention.failed_attempt_days,
             r.anchor_seq
         );
-    }
+    });
     Ok(r)
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::emit;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::vision::detect::Face;
@@ -16,23 +17,6 @@ use crate::vision::{Vision, liveness};
 
 fn load(cfg: &Config) -> Result<Vision> {
     Vision::load(&cfg.vision).map_err(|e| Error::invalid("face models", e.to_string()))
-}
-
-fn emit<T: Serialize>(
-    out: &mut dyn Write,
-    json: bool,
-    value: &T,
-    text: impl FnOnce(&mut dyn Write),
-) {
-    if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(value).expect("serialisable")
-        );
-    } else {
-        text(out);
-    }
 }
 
 /// Faces found in one image.
