@@ -145,16 +145,7 @@ impl AuditEntry {
             device_id: Uuid::from_bytes(r.array("device id")?),
             seq: r.u64("seq")?,
             wall_ms: r.i64("wall time")?,
-            clock_synced: match r.u8("clock synced")? {
-                0 => false,
-                1 => true,
-                b => {
-                    return Err(Error::invalid(
-                        "clock synced",
-                        format!("byte {b} is not 0 or 1"),
-                    ));
-                }
-            },
+            clock_synced: r.flag("clock synced")?,
             actor: r.str("actor")?,
             action: r.str("action")?,
             subject: r.str("subject")?,

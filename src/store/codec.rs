@@ -89,6 +89,15 @@ impl<'a> Reader<'a> {
     pub fn u8(&mut self, what: &str) -> Result<u8> {
         Ok(self.take(1, what)?[0])
     }
+    /// A boolean byte; anything but 0 or 1 is rejected (one canonical encoding).
+    pub fn flag(&mut self, what: &str) -> Result<bool> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(Error::invalid(what, format!("byte {b} is not 0 or 1"))),
+        }
+    }
+
     /// Big-endian u32.
     pub fn u32(&mut self, what: &str) -> Result<u32> {
         Ok(u32::from_be_bytes(self.array(what)?))

@@ -279,16 +279,7 @@ impl Record {
             method: Method::from_code(r.u8("method")?)?,
             reason: r.str("reason")?,
             wall_ms: r.i64("wall time")?,
-            clock_synced: match r.u8("clock synced")? {
-                0 => false,
-                1 => true,
-                b => {
-                    return Err(Error::invalid(
-                        "clock synced",
-                        format!("byte {b} is not 0 or 1"),
-                    ));
-                }
-            },
+            clock_synced: r.flag("clock synced")?,
             boot_id: r.array("boot id")?,
             monotonic_ns: r.u64("monotonic time")?,
             liveness: r.opt_f32("liveness")?,
