@@ -36,8 +36,48 @@ pub struct Config {
     pub badge: BadgeConfig,
     /// How long records are kept.
     pub retention: RetentionConfig,
+    /// Sync with the enterprise backend.
+    pub sync: SyncConfig,
     /// Diagnostics.
     pub log: LogConfig,
+}
+
+/// `[sync]`: the enterprise backend and how the outbox talks to it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Base URL of the backend (protocol v1 lives under `/v1`). Must be https, except on
+    /// loopback. Empty: sync is off and check-ins stay queued. Default "".
+    pub url: String,
+    /// One-time pairing code from the backend admin, used once at start if the kiosk is not
+    /// paired yet (first-boot provisioning writes it). Default "".
+    pub pairing_code: String,
+    /// PEM file of the CA that signs the backend's certificate. When set, only this CA is
+    /// trusted (CA pinning); otherwise the system's roots. Default "".
+    pub ca_file: PathBuf,
+    /// Check-ins (and audit entries) per upload, 1–1000. Default 500.
+    pub batch_size: u32,
+    /// Seconds between sync rounds while all is well, 1–3600. Default 15.
+    pub interval_seconds: u32,
+    /// Upper bound of the retry backoff (and of any Retry-After the backend asks for), in
+    /// seconds, 5–86400. Default 300.
+    pub backoff_max_seconds: u32,
+    /// Seconds one request may take before it counts as failed, 2–300. Default 30.
+    pub timeout_seconds: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            url: String::new(),
+            pairing_code: String::new(),
+            ca_file: PathBuf::new(),
+            batch_size: 500,
+            interval_seconds: 15,
+            backoff_max_seconds: 300,
+            timeout_seconds: 30,
+        }
+    }
 }
 
 /// `[retention]`: how long personal data is kept on the kiosk.
@@ -485,10 +525,24 @@ impl Config {
                 1,
                 3650,
             ),
+            ("sync.batch_size", self.sync.batch_size, 1, 1000),
+            ("sync.interval_seconds", self.sync.interval_seconds, 1, 3600),
+            (
+                "sync.backoff_max_seconds",
+                self.sync.backoff_max_seconds,
+                5,
+                86_400,
+            ),
+            ("sync.timeout_seconds", self.sync.timeout_seconds, 2, 300),
         ] {
             if !(lo..=hi).contains(&v) {
                 bad(key, format!("{v} is out of range; allowed: {lo} to {hi}"));
             }
+        }
+        if !self.sync.url.is_empty()
+            && let Err(why) = crate::sync::client::check_url(&self.sync.url)
+        {
+            bad("sync.url", why);
         }
         if p.consent_text_version.is_empty() || p.consent_text_version.len() > 32 {
             bad(

@@ -367,6 +367,7 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
         gpio: Box::new(gpio.clone()),
         badge: Box::new(badge_reader),
         clock: clock.clone(),
+        outbox: None,
     };
     let (ui_tx, ui_rx) = mpsc::unbounded_channel();
     let (rep_tx, rep_rx) = mpsc::unbounded_channel();

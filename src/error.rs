@@ -48,6 +48,10 @@ pub enum Error {
     #[error("store busy: {0}")]
     Busy(String),
 
+    /// The backend could not be reached or asked to come back later; nothing was lost.
+    #[error("{0}; nothing was lost, the queue is kept for the next attempt")]
+    Network(String),
+
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
 
@@ -73,13 +77,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// Process exit status for this error: 2 bad input, 75 try again later, 1 alert.
+    pub fn exit_code(&self) -> u8 {
+        match self.kind() {
+            ErrorKind::RejectInput => 2,
+            ErrorKind::Retry => 75,
+            ErrorKind::Alert => 1,
+        }
+    }
+
     /// Classifies the error for the caller.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::ConfigRead { .. } | Error::ConfigInvalid { .. } | Error::InvalidInput { .. } => {
                 ErrorKind::RejectInput
             }
-            Error::Busy(_) => ErrorKind::Retry,
+            Error::Busy(_) | Error::Network(_) => ErrorKind::Retry,
             Error::Sqlite(e) if is_busy(e) => ErrorKind::Retry,
             _ => ErrorKind::Alert,
         }

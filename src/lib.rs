@@ -16,6 +16,9 @@
 //! - [`vision`] — on-device face pipeline with ONNX Runtime: YuNet detection, 5-point
 //!   alignment, DTN liveness with quality gates and fusion, MobileFaceNet/SFace embeddings,
 //!   1:1 and int8 1:N matching.
+//! - [`sync`] — sync protocol v1 with the backend: wire types, HTTP/TLS client, outbox rounds
+//!   with backoff, pairing, roster and policy download.
+//! - [`hub`] — `clockface-hub`, the reference backend that implements the protocol.
 //! - [`commands`] — what each CLI subcommand does, with output written to a caller's writer.
 //! - [`bench`] — benchmarks that print figures (never asserted in tests).
 //! - [`demo`] — the embedded default run: a scripted session against a temporary store.
@@ -28,9 +31,11 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod hub;
 pub mod hw;
 pub mod kiosk;
 pub mod store;
+pub mod sync;
 pub mod vision;
 
 pub use error::{Error, ErrorKind, Result};

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use clockface::Error;
 use clockface::commands::{self, ConfigSource};
 use clockface::store::export::ExportFormat;
-use clockface::{Error, ErrorKind};
 
 /// Clockface face-attendance kiosk.
 #[derive(Parser)]
@@ -97,6 +97,21 @@ enum Cmd {
         /// Write here instead of stdout.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Pair this kiosk with the backend using a one-time code from its admin.
+    Pair {
+        /// The pairing code.
+        #[arg(long)]
+        code: String,
+        /// Backend URL [default: sync.url from the config].
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Run one sync round now: heartbeat, upload the queue, download roster and policy.
+    Sync {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Device identity and store figures.
     Device {
@@ -237,11 +252,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clockface: {e}");
-            match e.kind() {
-                ErrorKind::RejectInput => ExitCode::from(2),
-                ErrorKind::Retry => ExitCode::from(75),
-                ErrorKind::Alert => ExitCode::from(1),
-            }
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -389,6 +400,8 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
                 }
             }
         }
+        Cmd::Pair { code, url } => commands::pair(&load()?, url.as_deref(), &code, &mut stdout),
+        Cmd::Sync { json } => commands::sync_now(&load()?, json, &mut stdout).map(drop),
         Cmd::Device {
             command: DeviceCmd::Show { json },
         } => commands::device_show(&load()?, json, &mut stdout).map(drop),

@@ -112,6 +112,7 @@ fn start(consent: bool, vision_cfg: VisionConfig) -> Harness {
         gpio: Box::new(gpio.clone()),
         badge: Box::new(reader),
         clock,
+        outbox: None,
     };
     let (ui, ui_rx) = mpsc::unbounded_channel();
     let (rep_tx, reports) = mpsc::unbounded_channel();

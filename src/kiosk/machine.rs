@@ -331,6 +331,11 @@ impl Machine {
         }
     }
 
+    /// Replaces the policy (the backend sent a new one); the next step uses it.
+    pub fn set_policy(&mut self, policy: PolicyConfig) {
+        self.policy = policy;
+    }
+
     /// Seeds anti-passback after a restart: `employee` was accepted `ago_ms` before `now`.
     pub fn remember_checkin(&mut self, employee: &str, at_mono_ms: u64) {
         self.last_accepted.insert(employee.to_string(), at_mono_ms);

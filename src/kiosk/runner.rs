@@ -92,6 +92,16 @@ pub struct Kiosk {
     pub badge: Box<dyn BadgeReader>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// The sync outbox, when it was started.
+    pub outbox: Option<crate::sync::OutboxHandle>,
+}
+
+/// The policy in force: the backend's when it sent one, else the config's.
+fn effective_policy(store: &Store, config: &Config) -> Result<crate::config::PolicyConfig> {
+    Ok(match store.backend_policy()? {
+        Some(doc) => doc.policy,
+        None => config.policy.clone(),
+    })
 }
 
 /// A request to the vision worker.
@@ -215,7 +225,10 @@ pub async fn run(
         liveness: vcfg.liveness_threshold,
         liveness_frames: vcfg.liveness_frames as usize,
     };
-    let mut machine = Machine::new(k.config.policy.clone(), thr, k.vision.is_some());
+    let policy = effective_policy(&k.store, &k.config)?;
+    k.store.set_policy_version(policy.version);
+    let mut machine = Machine::new(policy, thr, k.vision.is_some());
+    let mut roster_changed = k.outbox.as_ref().map(|o| o.roster_changed.clone());
     // Anti-passback survives a restart: seed it from the store.
     let window_ms = k.config.policy.anti_passback_minutes as i64 * 60_000;
     let (wall, mono) = (k.clock.wall_ms(), k.clock.monotonic_ns() / 1_000_000);
@@ -373,9 +386,25 @@ pub async fn run(
                 Event::Tick
             }
             _ = watchdog.tick() => { notifier.watchdog(); continue; }
+            Some(()) = async {
+                match &mut roster_changed {
+                    Some(rx) => rx.changed().await.ok(),
+                    None => std::future::pending().await,
+                }
+            } => {
+                // The outbox applied a new roster or policy from the backend.
+                let policy = effective_policy(&k.store, &k.config)?;
+                k.store.set_policy_version(policy.version);
+                machine.set_policy(policy);
+                let g = build_gallery(&k.store, model, vcfg.embedder.dims())?;
+                *gallery.lock().unwrap_or_else(|p| p.into_inner()) = g;
+                tracing::info!("roster and policy reloaded from the store");
+                continue;
+            }
         };
         let _g = span.enter();
         let effects = machine.step(event, now(&*k.clock));
+        let wrote_record = effects.iter().any(|e| matches!(e, Effect::Record(_)));
         execute(
             &mut k,
             effects,
@@ -386,6 +415,9 @@ pub async fn run(
             model,
             vcfg.embedder.dims(),
         );
+        if wrote_record && let Some(o) = &k.outbox {
+            o.wake.notify_one();
+        }
         drop(_g);
         // Keep the vision worker fed with the newest frame while the machine wants it.
         let request = machine.vision_request();
@@ -410,6 +442,9 @@ pub async fn run(
     tracing::info!("kiosk stopping");
     for pin in [Pin::Relay, Pin::Green, Pin::Red, Pin::Buzzer] {
         let _ = k.gpio.set(pin, false);
+    }
+    if let Some(o) = &k.outbox {
+        o.stop();
     }
     Ok(())
 }
@@ -546,6 +581,11 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Kiosk> {
     };
     let gpio = crate::hw::gpio::open(&config.gpio, clock.clone())?;
     let (badge, _) = crate::hw::badge::open(&config.badge)?;
+    let outbox = Some(crate::sync::spawn_outbox(
+        crate::store::StoreOptions::from_config(&config),
+        config.clone(),
+        clock.clone(),
+    )?);
     Ok(Kiosk {
         config,
         store,
@@ -555,6 +595,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Kiosk> {
         gpio,
         badge,
         clock,
+        outbox,
     })
 }
 

@@ -339,6 +339,37 @@ fn decode_row<E: ChainEntry>(row: &Row, device_id: Uuid) -> Result<Checked, Stri
     })
 }
 
+/// Verifies the signatures of many full entries (signed bytes then signature) by one key, for
+/// the backend, which receives a device's entries in batches. Element i says whether entry i
+/// verifies; an entry too short to hold a signature does not.
+pub fn verify_entry_signatures(key: &VerifyingKey, entries: &[&[u8]]) -> Vec<bool> {
+    let mut ok = vec![false; entries.len()];
+    let mut idx = Vec::with_capacity(entries.len());
+    let mut msgs: Vec<&[u8]> = Vec::with_capacity(entries.len());
+    let mut sigs = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        if e.len() > SIGNATURE_LEN {
+            let (msg, sig) = e.split_at(e.len() - SIGNATURE_LEN);
+            msgs.push(msg);
+            sigs.push(Signature::from_bytes(sig.try_into().expect("64 bytes")));
+            idx.push(i);
+        }
+    }
+    if msgs.is_empty() {
+        return ok;
+    }
+    if verify_batch_one_key(key, &msgs, &sigs) {
+        for &i in &idx {
+            ok[i] = true;
+        }
+    } else {
+        for (j, &i) in idx.iter().enumerate() {
+            ok[i] = key.verify_strict(msgs[j], &sigs[j]).is_ok();
+        }
+    }
+    ok
+}
+
 /// Batch-verifies signatures that are all by one key, which is what a device chain is.
 ///
 /// With random 128-bit weights z_i it checks the cofactored equation

@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pin_lockout",
         sql: include_str!("migrations/0003_pin_lockout.sql"),
     },
+    Migration {
+        version: 4,
+        name: "sync",
+        sql: include_str!("migrations/0004_sync.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

@@ -17,6 +17,7 @@ pub mod record;
 pub mod retention;
 pub mod roster;
 pub mod subject;
+pub mod sync;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -224,6 +225,11 @@ impl Store {
         &self.data_dir
     }
 
+    /// Sets the policy version written into new records (the backend sent a new policy).
+    pub fn set_policy_version(&mut self, v: u32) {
+        self.policy_version = v;
+    }
+
     /// The clock records are stamped with.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
@@ -313,6 +319,15 @@ impl Store {
         f: impl FnOnce(&Transaction<'_>, &[u8; keys::KEY_LEN], i64) -> Result<T>,
     ) -> Result<T> {
         audit.validate()?;
+        self.audited_dyn(|tx, key, now| Ok((f(tx, key, now)?, vec![audit.clone()])))
+    }
+
+    /// Like [`Store::audited`], for changes whose audit entries are only known once the
+    /// change is made (a roster download deleting some employees): `f` returns them.
+    pub(crate) fn audited_dyn<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>, &[u8; keys::KEY_LEN], i64) -> Result<(T, Vec<NewAudit>)>,
+    ) -> Result<T> {
         let now = self.clock.wall_ms();
         let data_key = *self.data_key()?;
         let signing = self.signing_key()?.clone();
@@ -320,8 +335,11 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(map_write_err)?;
-        let out = f(&tx, &data_key, now)?;
-        append_audit_tx(&tx, &self.identity, &signing, &*self.clock, audit)?;
+        let (out, audits) = f(&tx, &data_key, now)?;
+        for a in &audits {
+            a.validate()?;
+            append_audit_tx(&tx, &self.identity, &signing, &*self.clock, a)?;
+        }
         tx.commit().map_err(map_write_err)?;
         Ok(out)
     }

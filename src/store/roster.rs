@@ -93,7 +93,7 @@ pub fn normalise_badge(raw: &str) -> Result<String> {
     Ok(s)
 }
 
-fn template_aad(employee_id: &str, model: &str) -> Vec<u8> {
+pub(crate) fn template_aad(employee_id: &str, model: &str) -> Vec<u8> {
     format!("clockface template v1|{employee_id}|{model}").into_bytes()
 }
 

@@ -1,0 +1,136 @@
+//! `clockface-hub` command line: the reference backend of sync protocol v1. Parses arguments
+//! and calls `clockface::hub`; no logic lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use clockface::hub;
+
+/// Reference backend for Clockface kiosks (protocol v1, docs/openapi.yaml).
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Hub database file (created on first use).
+    #[arg(
+        long,
+        global = true,
+        env = "CLOCKFACE_HUB_DB",
+        default_value = "/var/lib/clockface-hub/hub.db"
+    )]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the API until SIGINT/SIGTERM; prints "listening on ADDR" once bound.
+    Serve {
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+        /// PEM certificate chain; with --tls-key, serve HTTPS.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Make a one-time pairing code for a site and print it.
+    PairingCode {
+        /// Site the kiosk will belong to.
+        #[arg(long)]
+        site: String,
+        /// Hours the code stays valid.
+        #[arg(long, default_value_t = 72)]
+        valid_hours: u32,
+        /// Use this code (e.g. one already written into a provisioning file).
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Manage the roster served to kiosks.
+    Roster {
+        #[command(subcommand)]
+        command: RosterCmd,
+    },
+    /// Set the check-in policy kiosks apply (a TOML file with a [policy] section, or JSON).
+    Policy {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Write a timesheet CSV of accepted check-ins, since <= time < until.
+    Timesheet {
+        /// Start, inclusive: YYYY-MM-DD (UTC).
+        #[arg(long)]
+        since: String,
+        /// End, exclusive: YYYY-MM-DD (UTC).
+        #[arg(long)]
+        until: String,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Each device chain: entries, head, gaps and conflicts (forks, broken links).
+    Chains {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RosterCmd {
+    /// Import employees from CSV (id,display_name[,active,is_admin,badges,consent,consent_version])
+    /// or JSON (an array of roster employees).
+    Import {
+        /// The file; .csv or .json.
+        file: PathBuf,
+        /// Delete everyone not in the file.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Delete one employee; kiosks wipe their templates at the next sync.
+    Delete {
+        /// Employee id.
+        id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    clockface::commands::init_logging("info");
+    let out = &mut std::io::stdout();
+    let r = match cli.command {
+        Cmd::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+        } => hub::cli::serve(&cli.db, &listen, tls_cert.zip(tls_key), out),
+        Cmd::PairingCode {
+            site,
+            valid_hours,
+            code,
+        } => hub::cli::pairing_code(&cli.db, &site, valid_hours, code.as_deref(), out),
+        Cmd::Roster {
+            command: RosterCmd::Import { file, replace },
+        } => hub::cli::roster_import(&cli.db, &file, replace, out),
+        Cmd::Roster {
+            command: RosterCmd::Delete { id },
+        } => hub::cli::roster_delete(&cli.db, &id, out),
+        Cmd::Policy { file } => hub::cli::policy_set(&cli.db, &file, out),
+        Cmd::Timesheet {
+            since,
+            until,
+            output,
+        } => hub::cli::timesheet(&cli.db, &since, &until, output.as_deref(), out),
+        Cmd::Chains { json } => hub::cli::chains(&cli.db, json, out),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clockface-hub: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! What each `clockface-hub` subcommand does, with output to a caller's writer.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::db::HubDb;
+use super::{Hub, tls};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::sync::protocol::{RosterConsent, RosterEmployee};
+
+fn now_ms() -> i64 {
+    SystemClock::new().wall_ms()
+}
+
+/// `serve`: runs the API until SIGINT or SIGTERM.
+pub fn serve(
+    db: &Path,
+    listen: &str,
+    tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let hub = Hub::open(db, Arc::new(SystemClock::new()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::invalid("runtime", e.to_string()))?;
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Error::invalid(format!("--listen {listen}"), e.to_string()))?;
+        let addr = tcp
+            .local_addr()
+            .map_err(|e| Error::invalid(format!("--listen {listen}"), e.to_string()))?;
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("stopping");
+        };
+        let scheme = if tls_files.is_some() { "https" } else { "http" };
+        let _ = writeln!(out, "listening on {scheme}://{addr}");
+        let _ = out.flush();
+        tracing::info!(%addr, scheme, "clockface-hub serving");
+        crate::kiosk::notify::Notifier::from_env().ready();
+        match tls_files {
+            Some((cert, key)) => {
+                let cfg = tls::server_config(&cert, &key)?;
+                let l = tls::TlsListener::new(tcp, cfg).map_err(|e| Error::io(&cert, e))?;
+                super::serve(l, hub, shutdown)
+                    .await
+                    .map_err(|e| Error::io(db, e))?
+            }
+            None => super::serve(tcp, hub, shutdown)
+                .await
+                .map_err(|e| Error::io(db, e))?,
+        }
+        Ok(())
+    })
+}
+
+/// `pairing-code`.
+pub fn pairing_code(
+    db: &Path,
+    site: &str,
+    valid_hours: u32,
+    code: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut h = HubDb::open(db)?;
+    let code = h.create_pairing_code(site, valid_hours as i64 * 3_600_000, code, now_ms())?;
+    let _ = writeln!(out, "{code}");
+    Ok(())
+}
+
+/// A CSV roster row; optional columns may be missing.
+#[derive(Deserialize)]
+struct CsvRow {
+    id: String,
+    display_name: String,
+    #[serde(default = "yes")]
+    active: bool,
+    #[serde(default)]
+    is_admin: bool,
+    /// Badge ids separated by ';'.
+    #[serde(default)]
+    badges: String,
+    /// "yes"/"no"/"" (unknown).
+    #[serde(default)]
+    consent: String,
+    #[serde(default)]
+    consent_version: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Reads a roster file: CSV (header row) or JSON (array of roster employees).
+pub fn read_roster_file(file: &Path) -> Result<Vec<RosterEmployee>> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::invalid(&name, format!("cannot read: {e}")))?;
+    match file.extension().and_then(|e| e.to_str()) {
+        Some("json") => {
+            let de = &mut serde_json::Deserializer::from_str(&text);
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| Error::invalid(&name, format!("at {}: {}", e.path(), e.inner())))
+        }
+        Some("csv") => {
+            let mut r = csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_reader(text.as_bytes());
+            let mut out = Vec::new();
+            for (i, row) in r.deserialize::<CsvRow>().enumerate() {
+                let row = row
+                    .map_err(|e| Error::invalid(format!("{name} row {}", i + 2), e.to_string()))?;
+                let consent = match row.consent.to_ascii_lowercase().as_str() {
+                    "" => None,
+                    "yes" | "true" | "1" => Some(true),
+                    "no" | "false" | "0" => Some(false),
+                    other => {
+                        return Err(Error::invalid(
+                            format!("{name} row {} consent", i + 2),
+                            format!("{other:?}; allowed: yes, no or empty"),
+                        ));
+                    }
+                };
+                out.push(RosterEmployee {
+                    id: row.id,
+                    display_name: row.display_name,
+                    active: row.active,
+                    is_admin: row.is_admin,
+                    badges: row
+                        .badges
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|b| !b.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    consent: consent.map(|given| RosterConsent {
+                        given,
+                        text_version: if row.consent_version.is_empty() {
+                            "backend".into()
+                        } else {
+                            row.consent_version.clone()
+                        },
+                    }),
+                    templates: Vec::new(),
+                });
+            }
+            Ok(out)
+        }
+        _ => Err(Error::invalid(&name, "must end in .csv or .json")),
+    }
+}
+
+/// `roster import`.
+pub fn roster_import(db: &Path, file: &Path, replace: bool, out: &mut dyn Write) -> Result<()> {
+    let list = read_roster_file(file)?;
+    let mut h = HubDb::open(db)?;
+    let r = h.import_roster(&list, replace)?;
+    let _ = writeln!(
+        out,
+        "imported {} employees ({} deleted); roster version {}",
+        r.upserted, r.deleted, r.version
+    );
+    Ok(())
+}
+
+/// `roster delete`.
+pub fn roster_delete(db: &Path, id: &str, out: &mut dyn Write) -> Result<()> {
+    let mut h = HubDb::open(db)?;
+    if !h.delete_employee(id)? {
+        return Err(Error::invalid(
+            "employee id",
+            format!("{id:?} is not on the roster"),
+        ));
+    }
+    let _ = writeln!(out, "deleted {id}; kiosks wipe their data at the next sync");
+    Ok(())
+}
+
+/// `policy FILE`: TOML with a `[policy]` section, or JSON of the policy object.
+pub fn policy_set(db: &Path, file: &Path, out: &mut dyn Write) -> Result<()> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::invalid(&name, format!("cannot read: {e}")))?;
+    let policy: crate::config::PolicyConfig = if file.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).map_err(|e| Error::invalid(&name, e.to_string()))?
+    } else {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct F {
+            policy: crate::config::PolicyConfig,
+        }
+        toml::from_str::<F>(&text)
+            .map_err(|e| Error::invalid(&name, e.to_string()))?
+            .policy
+    };
+    let mut h = HubDb::open(db)?;
+    let v = h.set_policy(&policy)?;
+    let _ = writeln!(out, "policy version {v} set");
+    Ok(())
+}
+
+/// `timesheet`.
+pub fn timesheet(
+    db: &Path,
+    since: &str,
+    until: &str,
+    output: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let from = crate::commands::parse_time("--since", since)?;
+    let to = crate::commands::parse_time("--until", until)?;
+    if to <= from {
+        return Err(Error::invalid("--until", "must be later than --since"));
+    }
+    let h = HubDb::open(db)?;
+    let n = match output {
+        Some(p) => {
+            let mut f = std::fs::File::create(p)
+                .map_err(|e| Error::invalid(p.display().to_string(), e.to_string()))?;
+            h.timesheet(from, to, &mut f)?
+        }
+        None => h.timesheet(from, to, out)?,
+    };
+    tracing::info!(rows = n, "timesheet written");
+    Ok(())
+}
+
+/// `chains`.
+pub fn chains(db: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
+    let h = HubDb::open(db)?;
+    let reports = h.chain_reports()?;
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&reports).expect("serialises")
+        );
+        return Ok(());
+    }
+    for r in &reports {
+        let _ = writeln!(
+            out,
+            "{} ({}) {}: {} entries, seq {}..{}, head {}, {} gap(s), {} conflict(s)",
+            r.device_name,
+            r.device_id,
+            r.chain,
+            r.entries,
+            r.first_seq,
+            r.last_seq,
+            r.head_seq,
+            r.gaps.len(),
+            r.conflicts.len()
+        );
+        for (a, b) in &r.gaps {
+            let _ = writeln!(out, "  gap: seq {a}..{b} missing");
+        }
+        for c in &r.conflicts {
+            let _ = writeln!(out, "  conflict: {c}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! `clockface-hub`: the reference backend of sync protocol v1 (`docs/openapi.yaml`).
+//!
+//! It pairs kiosks, verifies and stores their signed chains, serves the roster and policy with
+//! ETags, takes heartbeats, and exports timesheets. An enterprise may implement the OpenAPI
+//! in its own backend instead; this one is what the kiosk's tests and demo sync against. It
+//! owns its own SQLite file ([`db`]) and never touches a kiosk's store.
+
+pub mod cli;
+pub mod db;
+pub mod tls;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::clock::Clock;
+use crate::sync::protocol::{
+    ApiError, Health, Heartbeat, MAX_REQUEST_BYTES, PairRequest, UploadRequest, etag,
+};
+use db::{ApiFailure, Chain, Device, HubDb};
+
+/// Shared state of the running hub.
+pub struct Hub {
+    db: Mutex<HubDb>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Hub {
+    /// Opens the hub database.
+    pub fn open(db_path: &Path, clock: Arc<dyn Clock>) -> crate::Result<Arc<Hub>> {
+        Ok(Arc::new(Hub {
+            db: Mutex::new(HubDb::open(db_path)?),
+            clock,
+        }))
+    }
+
+    /// Runs `f` on the database on a blocking thread.
+    async fn with_db<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut HubDb, i64) -> Result<T, ApiFailure> + Send + 'static,
+    ) -> Result<T, ApiFailure> {
+        let hub = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = hub.clock.wall_ms();
+            let mut db = hub.db.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut db, now)
+        })
+        .await
+        .map_err(|e| ApiFailure {
+            status: 500,
+            code: "internal",
+            message: format!("request task failed: {e}"),
+        })?
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(code = self.code, message = %self.message, "request failed");
+        } else {
+            tracing::debug!(status = self.status, code = self.code, message = %self.message, "request refused");
+        }
+        let mut r = json_response(
+            status,
+            &ApiError {
+                error: self.code.into(),
+                message: self.message,
+            },
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let bytes = serde_json::to_vec(body).expect("protocol types serialise");
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+/// The router with every endpoint of protocol v1.
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/pair", post(pair))
+        .route("/v1/checkins", post(upload_checkins))
+        .route("/v1/audit", post(upload_audit))
+        .route("/v1/roster", get(roster))
+        .route("/v1/policy", get(policy))
+        .route("/v1/heartbeat", post(heartbeat))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(hub)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve<L>(
+    listener: L,
+    hub: Arc<Hub>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, router(hub))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn not_found() -> ApiFailure {
+    ApiFailure {
+        status: 404,
+        code: "not_found",
+        message: "no such endpoint in protocol v1".into(),
+    }
+}
+
+async fn method_not_allowed() -> ApiFailure {
+    ApiFailure {
+        status: 405,
+        code: "method_not_allowed",
+        message: "this endpoint does not take that method".into(),
+    }
+}
+
+async fn health() -> Response {
+    json_response(
+        StatusCode::OK,
+        &Health {
+            status: "ok".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+    )
+}
+
+/// Reads a JSON body of at most [`MAX_REQUEST_BYTES`], naming what was wrong with it.
+async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiFailure> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/json") {
+        return Err(ApiFailure {
+            status: 415,
+            code: "unsupported_media_type",
+            message: "the body must be application/json".into(),
+        });
+    }
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+        .await
+        .map_err(|_| ApiFailure {
+            status: 413,
+            code: "body_too_large",
+            message: format!("request body larger than {MAX_REQUEST_BYTES} bytes"),
+        })?;
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        ApiFailure::bad_request(format!("invalid JSON body at {}: {}", e.path(), e.inner()))
+    })
+}
+
+/// The device a request's bearer token names.
+async fn authenticate(hub: &Arc<Hub>, headers: &HeaderMap) -> Result<Device, ApiFailure> {
+    let unauthorized = |m: &str| ApiFailure {
+        status: 401,
+        code: "unauthorized",
+        message: m.into(),
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+        .ok_or_else(|| unauthorized("missing bearer token"))?;
+    hub.with_db(move |db, now| {
+        let d = db.device_by_token(&token)?;
+        if let Some(d) = &d {
+            db.touch(d, now)?;
+        }
+        Ok(d)
+    })
+    .await?
+    .ok_or_else(|| unauthorized("unknown or revoked token"))
+}
+
+async fn pair(State(hub): State<Arc<Hub>>, req: Request) -> Result<Response, ApiFailure> {
+    let (parts, body) = req.into_parts();
+    let body: PairRequest = json_body(&parts.headers, body).await?;
+    let resp = hub.with_db(move |db, now| db.pair(&body, now)).await?;
+    tracing::info!(device = %resp.device_id, "device paired");
+    Ok(json_response(StatusCode::OK, &resp))
+}
+
+async fn upload(hub: Arc<Hub>, req: Request, chain: Chain) -> Result<Response, ApiFailure> {
+    let (parts, body) = req.into_parts();
+    let device = authenticate(&hub, &parts.headers).await?;
+    let body: UploadRequest = json_body(&parts.headers, body).await?;
+    let n = body.entries.len();
+    let resp = hub
+        .with_db(move |db, now| db.ingest(&device, chain, &body.entries, now))
+        .await?;
+    tracing::debug!(
+        chain = chain.as_str(),
+        entries = n,
+        head = resp.head.seq,
+        "upload"
+    );
+    Ok(json_response(StatusCode::OK, &resp))
+}
+
+async fn upload_checkins(
+    State(hub): State<Arc<Hub>>,
+    req: Request,
+) -> Result<Response, ApiFailure> {
+    upload(hub, req, Chain::Checkins).await
+}
+
+async fn upload_audit(State(hub): State<Arc<Hub>>, req: Request) -> Result<Response, ApiFailure> {
+    upload(hub, req, Chain::Audit).await
+}
+
+/// Answers 304 when the client's `If-None-Match` already names `tag`.
+fn not_modified(headers: &HeaderMap, tag: &str) -> Option<Response> {
+    let inm = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    inm.split(',')
+        .any(|t| t.trim() == tag || t.trim() == "*")
+        .then(|| {
+            (
+                StatusCode::NOT_MODIFIED,
+                [(
+                    header::ETAG,
+                    HeaderValue::from_str(tag).expect("ascii etag"),
+                )],
+            )
+                .into_response()
+        })
+}
+
+fn with_etag(mut r: Response, tag: &str) -> Response {
+    r.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(tag).expect("ascii etag"),
+    );
+    r
+}
+
+async fn roster(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Result<Response, ApiFailure> {
+    authenticate(&hub, &headers).await?;
+    let version = hub.with_db(|db, _| db.roster_version()).await?;
+    let tag = etag("roster", version);
+    if let Some(r) = not_modified(&headers, &tag) {
+        return Ok(r);
+    }
+    let roster = hub.with_db(|db, _| db.roster()).await?;
+    // The version may have moved between the two reads; the tag follows what is sent.
+    let tag = etag("roster", roster.version);
+    Ok(with_etag(json_response(StatusCode::OK, &roster), &tag))
+}
+
+async fn policy(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Result<Response, ApiFailure> {
+    authenticate(&hub, &headers).await?;
+    let doc = hub.with_db(|db, _| db.policy()).await?.ok_or(ApiFailure {
+        status: 404,
+        code: "no_policy",
+        message: "the hub has no policy set; kiosks keep their configured one".into(),
+    })?;
+    let tag = etag("policy", doc.version);
+    if let Some(r) = not_modified(&headers, &tag) {
+        return Ok(r);
+    }
+    Ok(with_etag(json_response(StatusCode::OK, &doc), &tag))
+}
+
+async fn heartbeat(State(hub): State<Arc<Hub>>, req: Request) -> Result<Response, ApiFailure> {
+    let (parts, body) = req.into_parts();
+    let device = authenticate(&hub, &parts.headers).await?;
+    let hb: Heartbeat = json_body(&parts.headers, body).await?;
+    let resp = hub
+        .with_db(move |db, now| db.heartbeat(&device, &hb, now))
+        .await?;
+    Ok(json_response(StatusCode::OK, &resp))
+}

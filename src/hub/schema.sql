@@ -1,0 +1,91 @@
+-- clockface-hub database, schema version 1. The hub is a reference backend: it keeps what the
+-- protocol needs and what an attendance office asks for (timesheets, chain reports).
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+-- Paired kiosks. Only a hash of the bearer token is kept.
+CREATE TABLE IF NOT EXISTS devices (
+    id            TEXT PRIMARY KEY,
+    public_key    BLOB    NOT NULL,
+    token_sha256  BLOB    NOT NULL UNIQUE,
+    name          TEXT    NOT NULL,
+    site          TEXT    NOT NULL,
+    paired_ms     INTEGER NOT NULL,
+    last_seen_ms  INTEGER,
+    heartbeat     TEXT,
+    clock_skew_ms INTEGER
+) STRICT;
+
+-- One-time pairing codes (hashed), each for one site.
+CREATE TABLE IF NOT EXISTS pairing_codes (
+    code_sha256 BLOB PRIMARY KEY,
+    site        TEXT    NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL,
+    used_by     TEXT
+) STRICT;
+
+-- Verified signed entries of every device's two chains ('checkins' and 'audit').
+CREATE TABLE IF NOT EXISTS entries (
+    device_id   TEXT    NOT NULL,
+    chain       TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    uuid        BLOB    NOT NULL,
+    hash        BLOB    NOT NULL,
+    prev_hash   BLOB    NOT NULL,
+    bytes       BLOB    NOT NULL,
+    wall_ms     INTEGER NOT NULL,
+    employee_id TEXT    NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (device_id, chain, seq),
+    UNIQUE (chain, uuid)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_time ON entries (chain, wall_ms);
+
+-- End of each chain's gap-free, linked prefix.
+CREATE TABLE IF NOT EXISTS heads (
+    device_id TEXT    NOT NULL,
+    chain     TEXT    NOT NULL,
+    seq       INTEGER NOT NULL,
+    hash      BLOB    NOT NULL,
+    PRIMARY KEY (device_id, chain)
+) STRICT;
+
+-- Entries that contradict what is stored: forks (same seq, other bytes) and broken links.
+CREATE TABLE IF NOT EXISTS conflicts (
+    id        INTEGER PRIMARY KEY,
+    device_id TEXT    NOT NULL,
+    chain     TEXT    NOT NULL,
+    seq       INTEGER NOT NULL,
+    kind      TEXT    NOT NULL,
+    detail    TEXT    NOT NULL,
+    hash      BLOB    NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    UNIQUE (device_id, chain, seq, hash)
+) STRICT;
+
+-- The roster served to kiosks. Deleted employees stay as tombstones so kiosks learn of it.
+CREATE TABLE IF NOT EXISTS employees (
+    id              TEXT PRIMARY KEY,
+    display_name    TEXT    NOT NULL,
+    active          INTEGER NOT NULL,
+    is_admin        INTEGER NOT NULL,
+    consent_given   INTEGER,
+    consent_version TEXT,
+    deleted         INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS badges (
+    badge_id    TEXT PRIMARY KEY,
+    employee_id TEXT NOT NULL REFERENCES employees (id) ON DELETE CASCADE
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS templates (
+    id          INTEGER PRIMARY KEY,
+    employee_id TEXT NOT NULL REFERENCES employees (id) ON DELETE CASCADE,
+    model       TEXT NOT NULL,
+    embedding   BLOB NOT NULL
+) STRICT;
