@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: temporary stores, config files and the binary.
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
