@@ -229,6 +229,31 @@ impl Script<'_> {
         self.idle().await
     }
 
+    /// Waits until the hub holds every record of the day (the outbox syncs in the background).
+    async fn synced(&mut self, hub_db: &Path) -> Result<()> {
+        let want = self.summary.accepted + self.summary.rejected;
+        self.line(&format!(
+            "waiting for the outbox to deliver the day's {want} records to the backend"
+        ));
+        let t0 = Instant::now();
+        loop {
+            let have =
+                crate::hub::db::HubDb::open(hub_db)?.count(crate::hub::db::Chain::Checkins)?;
+            if have >= want {
+                self.line(&format!(
+                    "the backend holds all {have} records, each verified"
+                ));
+                return Ok(());
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                return Err(Error::Network(format!(
+                    "the backend holds {have} of {want} records after 60 s"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     fn tap(&mut self, badge: &str, who: &str) {
         self.line(&format!("{who} taps a badge"));
         let _ = self.badge.send(badge.into());
@@ -304,9 +329,27 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
         .unwrap_or(0);
     let clock = Arc::new(ScriptClock::new(day_start + (8 * 60 + 40) * 60_000));
 
+    // The reference backend on loopback; the kiosk pairs with it the way a provisioned kiosk
+    // does on first boot (sync.url + sync.pairing_code) and its outbox syncs all day.
+    let hub_db = tmp.path().join("hub.db");
+    let hub = crate::hub::LocalHub::start(&hub_db)?;
+    config.sync.url = hub.url.clone();
+    config.sync.pairing_code = crate::hub::db::HubDb::open(&hub_db)?.create_pairing_code(
+        "Demo site",
+        3_600_000,
+        None,
+        crate::clock::SystemClock::new().wall_ms(),
+    )?;
+    config.sync.interval_seconds = 2;
+
     let mut store = Store::open(&StoreOptions::from_config(&config), clock.clone())?;
     let id = store.identity().clone();
     let _ = writeln!(out, "Clockface demo — store {}", data_dir.display());
+    let _ = writeln!(
+        out,
+        "  backend: clockface-hub at {} (pairing code {})",
+        hub.url, config.sync.pairing_code
+    );
     let _ = writeln!(
         out,
         "  device {}  public key {}",
@@ -367,7 +410,11 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
         gpio: Box::new(gpio.clone()),
         badge: Box::new(badge_reader),
         clock: clock.clone(),
-        outbox: None,
+        outbox: Some(crate::sync::spawn_outbox(
+            StoreOptions::from_config(&config),
+            config.clone(),
+            clock.clone(),
+        )?),
     };
     let (ui_tx, ui_rx) = mpsc::unbounded_channel();
     let (rep_tx, rep_rx) = mpsc::unbounded_channel();
@@ -517,7 +564,10 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
             s.done().await?;
             Ok::<(), Error>(())
         };
-        let outcome = script.await;
+        let mut outcome = script.await;
+        if outcome.is_ok() {
+            outcome = s.synced(&hub_db).await;
+        }
         let _ = stop_tx.send(());
         kiosk_task
             .await
@@ -546,5 +596,8 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
     );
     let _ = writeln!(out, "\n$ clockface verify");
     crate::commands::verify(&config, false, out)?;
+    let _ = writeln!(out, "\n$ clockface-hub chains");
+    crate::hub::cli::chains(&hub_db, false, out)?;
+    drop(hub);
     Ok(summary)
 }

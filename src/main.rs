@@ -231,6 +231,18 @@ enum BenchCmd {
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
     },
+    /// Upload a large queue to clockface-hub on loopback: time, records/s, peak RSS of both.
+    Sync {
+        /// Check-ins to queue and upload.
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+        /// Entries per upload (1-1000).
+        #[arg(long, default_value_t = 500)]
+        batch_size: u32,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Append records one by one to the configured store, printing `ack SEQ` after each.
     Append {
         /// How many records.
@@ -415,6 +427,17 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
         } => {
             commands::init_logging("warn");
             clockface::bench::store(durable, records, keep.as_deref(), &mut stdout)
+        }
+        Cmd::Bench {
+            command:
+                BenchCmd::Sync {
+                    records,
+                    batch_size,
+                    json,
+                },
+        } => {
+            commands::init_logging("warn");
+            clockface::bench::sync(records, batch_size, json, &mut stdout).map(drop)
         }
         Cmd::Bench {
             command: BenchCmd::Append { count, print_acks },

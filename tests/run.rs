@@ -127,6 +127,9 @@ fn the_demo_plays_a_day_and_verifies() {
         "✔ Sam Rivera checked out",
         "reason unknown_badge",
         "check-in chain: ",
+        // The outbox paired from the provisioning code and delivered everything to the hub.
+        "records, each verified",
+        "head 15, 0 gap(s), 0 conflict(s)",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }

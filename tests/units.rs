@@ -12,7 +12,14 @@ fn staged(unit: &str, dir: &Path) -> std::path::PathBuf {
         .join(unit);
     let text = std::fs::read_to_string(&src)
         .unwrap()
-        .replace("/usr/bin/clockface", env!("CARGO_BIN_EXE_clockface"));
+        .replace(
+            "/usr/bin/clockface-hub",
+            env!("CARGO_BIN_EXE_clockface-hub"),
+        )
+        .replace(
+            "/usr/bin/clockface ",
+            &format!("{} ", env!("CARGO_BIN_EXE_clockface")),
+        );
     let dst = dir.join(unit);
     std::fs::write(&dst, text).unwrap();
     dst
@@ -23,6 +30,7 @@ fn units_verify_cleanly_and_rate_2_0_or_better() {
     let dir = tempfile::tempdir().unwrap();
     for unit in [
         "clockface.service",
+        "clockface-hub.service",
         "clockface-verify.service",
         "clockface-verify.timer",
     ] {

@@ -112,7 +112,7 @@ fn open(cfg: &Config, read_only: bool) -> Result<Store> {
     Store::open(&opts, Arc::new(SystemClock::new()))
 }
 
-fn progress_bar(total: u64, what: &str) -> Option<indicatif::ProgressBar> {
+pub(crate) fn progress_bar(total: u64, what: &str) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }

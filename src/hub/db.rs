@@ -256,13 +256,7 @@ impl HubDb {
             code: "pairing_refused",
             message: m.into(),
         };
-        let key_bytes: [u8; 32] = hex::decode(&req.public_key)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| ApiFailure::bad_request("public_key must be 64 hex digits"))?;
-        let key = VerifyingKey::from_bytes(&key_bytes)
-            .map_err(|_| ApiFailure::bad_request("public_key is not an Ed25519 public key"))?;
-        if req.name.trim().is_empty() || req.name.len() > 128 {
+        if req.name.trim().is_empty() || req.name.chars().count() > 128 {
             return Err(ApiFailure::bad_request("name must be 1 to 128 characters"));
         }
         let tx = self
@@ -285,6 +279,13 @@ impl HubDb {
         if expires < now_ms {
             return Err(forbidden("pairing code expired"));
         }
+        // The code is checked first, so without one nothing else about the hub can be probed.
+        let key_bytes: [u8; 32] = hex::decode(&req.public_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| ApiFailure::bad_request("public_key must be 64 hex digits"))?;
+        let key = VerifyingKey::from_bytes(&key_bytes)
+            .map_err(|_| ApiFailure::bad_request("public_key is not an Ed25519 public key"))?;
         let existing: Option<Vec<u8>> = tx
             .query_row(
                 "SELECT public_key FROM devices WHERE id = ?1",
@@ -354,9 +355,15 @@ impl HubDb {
         if entries.is_empty() {
             return Err(ApiFailure::bad_request("entries must not be empty"));
         }
+        if let Some(e) = entries.iter().find(|e| e.seq > i64::MAX as u64) {
+            return Err(ApiFailure::bad_request(format!(
+                "seq {} is out of range (at most 2^63-1)",
+                e.seq
+            )));
+        }
         if entries.len() > MAX_BATCH {
             return Err(ApiFailure {
-                status: 413,
+                status: 400,
                 code: "batch_too_large",
                 message: format!(
                     "{} entries in one upload; at most {MAX_BATCH}",
@@ -453,13 +460,29 @@ impl HubDb {
         hb: &Heartbeat,
         now_ms: i64,
     ) -> Result<HeartbeatResponse, ApiFailure> {
+        for (what, v) in [
+            ("queue_depth", hb.queue_depth),
+            ("audit_queue_depth", hb.audit_queue_depth),
+            ("free_disk_bytes", hb.free_disk_bytes),
+            ("head_seq", hb.head_seq),
+        ] {
+            if v > i64::MAX as u64 {
+                return Err(ApiFailure::bad_request(format!(
+                    "{what} {v} is out of range (at most 2^63-1)"
+                )));
+            }
+        }
         let skew = now_ms.saturating_sub(hb.device_time_ms);
+        let was_off = self
+            .clock_skew_ms(&device.id)
+            .map_err(ApiFailure::internal)?
+            .is_some_and(|s| s.abs() > 5 * 60_000);
         let json = serde_json::to_string(hb).map_err(ApiFailure::internal)?;
         self.conn.execute(
             "UPDATE devices SET last_seen_ms = ?2, heartbeat = ?3, clock_skew_ms = ?4 WHERE id = ?1",
             params![device.id.to_string(), now_ms, json, skew],
         )?;
-        if skew.abs() > 5 * 60_000 {
+        if skew.abs() > 5 * 60_000 && !was_off {
             tracing::warn!(device = %device.id, skew_s = skew / 1000, "device clock differs from the hub's");
         }
         Ok(HeartbeatResponse {

@@ -128,6 +128,84 @@ where
         .await
 }
 
+/// A hub serving on 127.0.0.1 from a thread of its own, for the demo and tests (plain http:
+/// loopback is the one place a kiosk accepts it; or TLS with a given certificate). Stops when
+/// dropped.
+pub struct LocalHub {
+    /// Base URL (`https://localhost:PORT` with TLS, so the certificate's name matches).
+    pub url: String,
+    /// The bound address.
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LocalHub {
+    /// Opens (creating) the database at `db` and serves plain http on a free port.
+    pub fn start(db: &Path) -> crate::Result<LocalHub> {
+        Self::start_with(db, None)
+    }
+
+    /// Like [`LocalHub::start`], serving TLS with a PEM certificate chain and key when given.
+    pub fn start_with(db: &Path, tls_files: Option<(&Path, &Path)>) -> crate::Result<LocalHub> {
+        let hub = Hub::open(db, Arc::new(crate::clock::SystemClock::new()))?;
+        let tls_cfg = tls_files
+            .map(|(c, k)| tls::server_config(c, k))
+            .transpose()?;
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| crate::Error::io("127.0.0.1:0", e))?;
+        let addr = std_listener
+            .local_addr()
+            .map_err(|e| crate::Error::io("127.0.0.1:0", e))?;
+        let url = match tls_cfg {
+            Some(_) => format!("https://localhost:{}", addr.port()),
+            None => format!("http://{addr}"),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("hub".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("hub runtime");
+                rt.block_on(async move {
+                    let l = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                    let stop = async {
+                        let _ = stop_rx.await;
+                    };
+                    let _ = match tls_cfg {
+                        Some(cfg) => match tls::TlsListener::new(l, cfg) {
+                            Ok(l) => serve(l, hub, stop).await,
+                            Err(e) => Err(e),
+                        },
+                        None => serve(l, hub, stop).await,
+                    };
+                });
+            })
+            .map_err(|e| crate::Error::io("hub thread", e))?;
+        Ok(LocalHub {
+            url,
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for LocalHub {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 async fn not_found() -> ApiFailure {
     ApiFailure {
         status: 404,

@@ -210,9 +210,14 @@ impl Syncer {
             models: Default::default(),
         };
         let hr = self.client.heartbeat(&hb).await?;
+        let was_off = store
+            .sync_status()?
+            .clock_skew_ms
+            .is_some_and(|s| s.abs() > SKEW_WARN_MS);
         store.record_clock_skew(hr.clock_skew_ms)?;
         rep.clock_skew_ms = hr.clock_skew_ms;
-        if hr.clock_skew_ms.abs() > SKEW_WARN_MS {
+        // Said once when the clock goes off (it stays visible in the sync status).
+        if hr.clock_skew_ms.abs() > SKEW_WARN_MS && !was_off {
             tracing::warn!(
                 skew_s = hr.clock_skew_ms / 1000,
                 "this kiosk's clock differs from the backend's; records keep their own time and boot-relative order"

@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// Path prefix of every endpoint of this protocol version.
 pub const API_PREFIX: &str = "/v1";
 
-/// Most entries one upload may carry; the hub answers 413 above it.
+/// Most entries one upload may carry; the hub answers 400 (`batch_too_large`) above it.
 pub const MAX_BATCH: usize = 1000;
 
 /// Largest request body the hub reads (bytes).

@@ -8,22 +8,21 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clockface::clock::SystemClock;
-use clockface::hub::{self, Hub, db::HubDb};
+use clockface::hub::{LocalHub, db::HubDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The hub serving on 127.0.0.1 in a thread of its own until dropped.
+/// The hub serving on 127.0.0.1 in a thread of its own until dropped, with its own database.
 pub struct TestHub {
-    /// Base URL (http or https).
+    /// Base URL (http, or https://localhost).
     pub url: String,
     /// Bound address.
     pub addr: SocketAddr,
     /// Its database file.
     pub db: PathBuf,
+    // Declared before the temp dir so the server stops before its files go.
+    _hub: LocalHub,
     _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TestHub {
@@ -34,51 +33,19 @@ impl TestHub {
 
     /// A hub serving TLS with this PEM certificate and key.
     pub fn start_tls(cert: &Path, key: &Path) -> TestHub {
-        Self::start_with(Some((cert.to_owned(), key.to_owned())))
+        Self::start_with(Some((cert, key)))
     }
 
-    fn start_with(tls: Option<(PathBuf, PathBuf)>) -> TestHub {
+    fn start_with(tls: Option<(&Path, &Path)>) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hub.db");
-        let hub = Hub::open(&db, Arc::new(SystemClock::new())).unwrap();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(tcp.local_addr().unwrap()).unwrap();
-                let stop = async {
-                    let _ = stop_rx.await;
-                };
-                match tls {
-                    Some((c, k)) => {
-                        let cfg = hub::tls::server_config(&c, &k).unwrap();
-                        let l = hub::tls::TlsListener::new(tcp, cfg).unwrap();
-                        hub::serve(l, hub, stop).await.unwrap();
-                    }
-                    None => hub::serve(tcp, hub, stop).await.unwrap(),
-                }
-            });
-        });
-        let addr = addr_rx.recv().unwrap();
-        let host = if scheme == "https" {
-            "localhost"
-        } else {
-            "127.0.0.1"
-        };
+        let hub = LocalHub::start_with(&db, tls).unwrap();
         TestHub {
-            url: format!("{scheme}://{host}:{}", addr.port()),
-            addr,
+            url: hub.url.clone(),
+            addr: hub.addr,
             db,
+            _hub: hub,
             _dir: dir,
-            stop: Some(stop_tx),
-            thread: Some(thread),
         }
     }
 
@@ -92,17 +59,6 @@ impl TestHub {
         self.db()
             .create_pairing_code("HQ", 3_600_000, None, now_ms())
             .unwrap()
-    }
-}
-
-impl Drop for TestHub {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -1,0 +1,252 @@
+//! The `clockface-hub` binary end to end: its admin commands, a kiosk syncing to it with the
+//! `clockface` binary, and schemathesis fuzzing the running hub against docs/openapi.yaml.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn hub_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_clockface-hub"))
+}
+
+fn hub(db: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(hub_bin())
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A running `clockface-hub serve` process, killed on drop.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(db: &Path) -> Served {
+    let mut child = Command::new(hub_bin())
+        .arg("--db")
+        .arg(db)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Served { child, url }
+}
+
+fn kiosk(data: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut a = vec!["--data-dir", data.to_str().unwrap()];
+    a.extend_from_slice(args);
+    common::run(&a)
+}
+
+const ROSTER_CSV: &str = "id,display_name,active,is_admin,badges,consent,consent_version
+E1,Ada Lovelace,true,false,04A1;04A2,yes,2026-01
+E2,Grace Hopper,true,true,04B1,,
+E3,Alan Turing,false,false,,no,2026-01
+";
+
+/// Sets up a hub with a roster and a policy, and a kiosk paired to it with some check-ins.
+fn hub_with_kiosk(dir: &Path) -> (PathBuf, Served, PathBuf) {
+    let db = dir.join("hub.db");
+    let csv = dir.join("roster.csv");
+    std::fs::write(&csv, ROSTER_CSV).unwrap();
+    let (code, out, err) = hub(&db, &["roster", "import", csv.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("imported 3 employees"), "{out}");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[policy]\nanti_passback_minutes = 10\ndirection = \"auto\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = hub(&db, &["policy", policy.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("policy version 1"), "{out}");
+    let served = serve(&db);
+    let (code, pairing, err) = hub(&db, &["pairing-code", "--site", "Plant 7"]);
+    assert_eq!(code, 0, "{err}");
+    let data = dir.join("kiosk");
+    let (code, _, err) = kiosk(&data, &["bench", "append", "--count", "40"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = kiosk(
+        &data,
+        &["pair", "--code", pairing.trim(), "--url", &served.url],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("site Plant 7"), "{out}");
+    (db, served, data)
+}
+
+#[test]
+fn admin_commands_and_a_kiosk_syncing_through_the_binaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, served, data) = hub_with_kiosk(dir.path());
+    let (code, out, err) = kiosk(&data, &["sync"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("synced 40 check-ins"), "{out}");
+    assert!(out.contains("roster updated, policy updated"), "{out}");
+    // The roster arrived: employees, badges, and E3's declined consent.
+    let (code, out, err) = kiosk(&data, &["device", "show", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["store"]["employees"], 3);
+    assert_eq!(v["sync"]["queued_checkins"], 0);
+    assert_eq!(v["sync"]["roster_version"], 1);
+    assert_eq!(v["sync"]["policy_version"], 1);
+    assert_eq!(v["sync"]["url"], served.url.as_str());
+    let (_, text, _) = kiosk(&data, &["device", "show"]);
+    assert!(text.contains("paired with"), "{text}");
+
+    // Chains: one device, no gaps, no conflicts.
+    let (code, out, err) = hub(&db, &["chains", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let chains: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let checkins = chains
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chain"] == "checkins")
+        .unwrap();
+    assert_eq!(checkins["entries"], 40);
+    assert_eq!(checkins["head_seq"], 40);
+    assert_eq!(checkins["gaps"].as_array().unwrap().len(), 0);
+
+    // Timesheet: one row per accepted check-in (bench append makes every 10th a failure).
+    let today = chrono::Utc::now().date_naive();
+    let (code, out, err) = hub(
+        &db,
+        &[
+            "timesheet",
+            "--since",
+            &(today - chrono::Days::new(1)).to_string(),
+            "--until",
+            &(today + chrono::Days::new(2)).to_string(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("employee_id,display_name,date"),
+        "{out}"
+    );
+    let accepted = common::raw_db(&data)
+        .query_row("SELECT count(*) FROM records WHERE outcome = 1", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+    assert_eq!(lines.len() as i64 - 1, accepted);
+
+    // Deleting at the hub reaches the kiosk at the next sync.
+    let (code, _, err) = hub(&db, &["roster", "delete", "E1"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = hub(&db, &["roster", "delete", "E1"]);
+    assert_eq!(code, 2, "{out}");
+    let (code, _, err) = kiosk(&data, &["sync"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = kiosk(&data, &["device", "show", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["store"]["employees"], 2);
+}
+
+#[test]
+fn bad_admin_input_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(
+        &csv,
+        "id,display_name,consent\nE1,Ada,yes\nE2,Grace,maybe\n",
+    )
+    .unwrap();
+    let (code, _, err) = hub(&db, &["roster", "import", csv.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("row 3 consent") && err.contains("maybe"),
+        "{err}"
+    );
+    let json = dir.path().join("dup.json");
+    std::fs::write(
+        &json,
+        r#"[{"id":"E1","display_name":"A","active":true,"badges":["0A"]},
+            {"id":"E2","display_name":"B","active":true,"badges":["0a"]}]"#,
+    )
+    .unwrap();
+    let (code, _, err) = hub(&db, &["roster", "import", json.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("also given to E1"), "{err}");
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "[policy]\nverdict_seconds = 99\n").unwrap();
+    let (code, _, err) = hub(&db, &["policy", policy.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("policy.verdict_seconds"), "{err}");
+    let (code, _, err) = hub(&db, &["pairing-code", "--site", "X", "--code", "0OIL"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("pairing code"), "{err}");
+    // Nothing half-imported.
+    let h = clockface::hub::db::HubDb::open(&db).unwrap();
+    assert_eq!(h.roster().unwrap().employees.len(), 0);
+}
+
+fn schemathesis() -> PathBuf {
+    let cache = std::env::var_os("CLOCKFACE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/clockface"));
+    let bin = cache.join("venv/bin/schemathesis");
+    assert!(
+        bin.exists(),
+        "{} is missing: `./dev test` installs it (pinned) into the tool venv",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_or_schema_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, served, data) = hub_with_kiosk(dir.path());
+    let token = std::fs::read_to_string(data.join("sync.token")).unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.yaml");
+    let out = Command::new(schemathesis())
+        .args(["run", spec.to_str().unwrap(), "--url", &served.url])
+        .args(["-H", &format!("Authorization: Bearer {}", token.trim())])
+        .args(["--checks", "all", "--workers", "2", "--seed", "20261129"])
+        .args(["--max-examples", "60", "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Tested: 7"), "{text}");
+    assert!(!text.contains("Server error"), "{text}");
+}
