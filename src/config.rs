@@ -89,6 +89,10 @@ pub struct RetentionConfig {
     pub checkin_days: u32,
     /// Days a failed attempt stays on the kiosk after it was made. 1–3650. Default 30.
     pub failed_attempt_days: u32,
+    /// Pseudonymise the check-ins of people no longer on the roster once the backend has
+    /// acknowledged them: the kiosk keeps only a keyed pseudonym, the time and the hash that
+    /// keeps the chain verifiable; the backend keeps the full signed record. Default false.
+    pub pseudonymise_departed: bool,
 }
 
 impl Default for RetentionConfig {
@@ -96,6 +100,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             checkin_days: 90,
             failed_attempt_days: 30,
+            pseudonymise_departed: false,
         }
     }
 }

@@ -124,7 +124,7 @@ fn swapping_two_records_is_detected_by_the_cli() {
     db.execute_batch(
         "CREATE TEMP TABLE t AS SELECT * FROM records WHERE seq IN (2, 5);
          DELETE FROM records WHERE seq IN (2, 5);
-         INSERT INTO records SELECT 7 - seq, uuid, wall_ms, employee_id, outcome, bytes, synced_at_ms, sync_rejected FROM t;",
+         INSERT INTO records SELECT 7 - seq, uuid, wall_ms, employee_id, outcome, bytes, synced_at_ms, sync_rejected, redacted_hash FROM t;",
     )
     .unwrap();
     drop(db);

@@ -359,3 +359,109 @@ fn pin_lockout_grows_and_survives_a_restart() {
         .unwrap();
     assert!(hash.starts_with("$argon2id$"));
 }
+
+#[test]
+fn departed_employees_checkins_are_pseudonymised_once_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = open(dir.path());
+    for id in ["LEAVER-7731", "STAYER-1"] {
+        store
+            .upsert_employee(
+                "A1",
+                &Employee {
+                    id: id.into(),
+                    display_name: "Someone".into(),
+                    active: true,
+                    is_admin: false,
+                },
+            )
+            .unwrap();
+    }
+    for _ in 0..3 {
+        store.append(&checkin("LEAVER-7731")).unwrap();
+        store.append(&checkin("STAYER-1")).unwrap();
+    }
+    // The backend acknowledged the first four; the leaver's last record (#5) is still queued.
+    store
+        .mark_acknowledged(
+            clockface::store::sync::OutboxChain::Checkins,
+            &[1, 2, 3, 4],
+            T0,
+        )
+        .unwrap();
+    store.append(&checkin("STAYER-1")).unwrap();
+    // Nobody has left yet: nothing changes.
+    assert_eq!(store.pseudonymise_departed().unwrap(), 0);
+    store.delete_employee("A1", "LEAVER-7731").unwrap();
+    assert_eq!(store.pseudonymise_departed().unwrap(), 2, "#1 and #3");
+    assert_eq!(store.pseudonymise_departed().unwrap(), 0, "idempotent");
+    drop(store);
+
+    let db = raw_db(dir.path());
+    let rows: Vec<(i64, String, usize)> = db
+        .prepare("SELECT seq, employee_id, length(bytes) FROM records ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let pseud = &rows[0].1;
+    assert!(pseud.starts_with("p:") && pseud.len() == 18, "{pseud}");
+    assert_eq!(&rows[2].1, pseud, "one person, one pseudonym");
+    assert_eq!(rows[0].2, 0);
+    assert_eq!(rows[4].1, "LEAVER-7731", "not yet acknowledged: kept whole");
+    assert_eq!(rows[1].1, "STAYER-1");
+    drop(db);
+    // The chain still verifies through the pseudonymised records.
+    assert_eq!(verify(dir.path()), 7);
+    // The id is gone from the acknowledged records' bytes (only #5, unacknowledged, and the
+    // audit log, which must say who was deleted, still name them).
+    let raw = raw_db(dir.path());
+    let whole: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM records WHERE instr(bytes, CAST('LEAVER-7731' AS BLOB)) > 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(whole, 1);
+    // Exports skip what is no longer there, and say so by count.
+    let mut cfg = clockface::config::Config::default();
+    cfg.store.data_dir = dir.path().to_owned();
+    let mut csv = Vec::new();
+    let s = clockface::store::Store::open(
+        &options(dir.path()),
+        std::sync::Arc::new(clockface::clock::SimClock::new(T0)),
+    )
+    .unwrap();
+    let n = s
+        .export(
+            None,
+            None,
+            clockface::store::export::ExportFormat::Csv,
+            &mut csv,
+            &|_| {},
+        )
+        .unwrap();
+    assert_eq!(n, 5);
+    // Altering a kept hash breaks the chain at the next record.
+    drop(s);
+    raw.execute(
+        "UPDATE records SET redacted_hash = zeroblob(32) WHERE seq = 1",
+        [],
+    )
+    .unwrap();
+    let e = clockface::commands::verify(&cfg, false, &mut Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("record 2"), "{e}");
+    // A record pseudonymised before the backend acknowledged it is refused by verify.
+    raw.execute(
+        "UPDATE records SET redacted_hash = zeroblob(32), synced_at_ms = NULL WHERE seq = 1",
+        [],
+    )
+    .unwrap();
+    let e = clockface::commands::verify(&cfg, false, &mut Vec::new()).unwrap_err();
+    assert!(
+        e.to_string().contains("before the backend acknowledged"),
+        "{e}"
+    );
+}

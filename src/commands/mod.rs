@@ -450,6 +450,11 @@ pub fn purge(
 ) -> Result<crate::store::retention::PurgeReport> {
     let mut store = open(cfg, false)?;
     let r = store.purge(cfg.retention.policy(), dry_run)?;
+    let pseudonymised = if cfg.retention.pseudonymise_departed && !dry_run {
+        store.pseudonymise_departed()?
+    } else {
+        0
+    };
     emit(out, json, &r, |out| {
         let verb = if dry_run { "would purge" } else { "purged" };
         let _ = writeln!(
@@ -461,6 +466,12 @@ pub fn purge(
             cfg.retention.failed_attempt_days,
             r.anchor_seq
         );
+        if pseudonymised > 0 {
+            let _ = writeln!(
+                out,
+                "pseudonymised {pseudonymised} acknowledged check-in(s) of people no longer on the roster"
+            );
+        }
     });
     Ok(r)
 }

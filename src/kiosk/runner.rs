@@ -365,6 +365,11 @@ pub async fn run(
                     if let Err(e) = k.store.purge(k.config.retention.policy(), false) {
                         tracing::error!(error = %e, "retention purge failed");
                     }
+                    if k.config.retention.pseudonymise_departed
+                        && let Err(e) = k.store.pseudonymise_departed()
+                    {
+                        tracing::error!(error = %e, "pseudonymisation failed");
+                    }
                 }
                 // The PIR input, twice a second: a rising edge while idle wakes the screen.
                 if k.config.gpio.pir_pin.is_some() && ticks.is_multiple_of(5) {

@@ -38,6 +38,9 @@ trait ChainEntry: Sized + Send {
     const TABLE: &'static str;
     /// SQL expression over the row's columns that [`ChainEntry::index_key`] must reproduce.
     const INDEX_EXPR: &'static str;
+    /// SQL expression giving the kept hash of a pseudonymised entry (NULL when whole), and
+    /// whether the backend acknowledged the entry.
+    const REDACTION_EXPR: &'static str;
     fn decode(bytes: &[u8]) -> Result<Self>;
     fn seq(&self) -> u64;
     fn uuid(&self) -> Uuid;
@@ -51,6 +54,7 @@ impl ChainEntry for Record {
     const NAME: &'static str = "check-in";
     const TABLE: &'static str = "records";
     const INDEX_EXPR: &'static str = "employee_id || '|' || outcome";
+    const REDACTION_EXPR: &'static str = "redacted_hash, synced_at_ms IS NOT NULL";
     fn decode(bytes: &[u8]) -> Result<Self> {
         Record::decode(bytes)
     }
@@ -78,6 +82,7 @@ impl ChainEntry for AuditEntry {
     const NAME: &'static str = "audit";
     const TABLE: &'static str = "audit";
     const INDEX_EXPR: &'static str = "action || '|' || subject";
+    const REDACTION_EXPR: &'static str = "NULL, 0";
     fn decode(bytes: &[u8]) -> Result<Self> {
         AuditEntry::decode(bytes)
     }
@@ -108,12 +113,17 @@ struct Row {
     wall_ms: i64,
     key: String,
     bytes: Vec<u8>,
+    /// For a pseudonymised entry: the hash of the signed bytes it no longer holds.
+    redacted_hash: Option<Vec<u8>>,
+    acknowledged: bool,
 }
 
 /// What the parallel phase learnt about one row.
 struct Checked {
     seq_in_bytes: u64,
-    prev_hash: [u8; 32],
+    /// None for a pseudonymised entry: its link to the previous one cannot be checked here
+    /// (the backend, which acknowledged the whole entry, checked it).
+    prev_hash: Option<[u8; 32]>,
     hash: [u8; 32],
 }
 
@@ -164,8 +174,9 @@ fn verify_chain<E: ChainEntry>(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ChainSummary> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT seq, uuid, wall_ms, {}, bytes FROM {} ORDER BY seq",
+        "SELECT seq, uuid, wall_ms, {}, bytes, {} FROM {} ORDER BY seq",
         E::INDEX_EXPR,
+        E::REDACTION_EXPR,
         E::TABLE
     ))?;
     let start = anchor(conn, E::TABLE)?;
@@ -201,6 +212,8 @@ fn verify_chain<E: ChainEntry>(
                     wall_ms: r.get(2)?,
                     key: r.get(3)?,
                     bytes: r.get(4)?,
+                    redacted_hash: r.get(5)?,
+                    acknowledged: r.get(6)?,
                 });
                 if chunk.len() == CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
@@ -263,7 +276,7 @@ fn link(prev: &mut Option<Head>, row: &Row, c: &Checked) -> Result<(), String> {
             format!("sequence goes back from {} to {}", want_seq - 1, row.seq)
         });
     }
-    if c.prev_hash != want_hash {
+    if c.prev_hash.is_some_and(|h| h != want_hash) {
         return Err(format!(
             "previous-hash field does not match entry {} (chain broken: an earlier entry was altered, removed or reordered)",
             want_seq - 1
@@ -284,6 +297,10 @@ fn check_batch<E: ChainEntry>(
     let mut msgs: Vec<&[u8]> = Vec::with_capacity(rows.len());
     let mut sigs = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
+        if let Some(h) = &row.redacted_hash {
+            out.push(redacted(row, h));
+            continue;
+        }
         match decode_row::<E>(row, device_id) {
             Ok(c) => {
                 let (msg, sig) = row.bytes.split_at(row.bytes.len() - SIGNATURE_LEN);
@@ -306,6 +323,24 @@ fn check_batch<E: ChainEntry>(
         }
     }
     out
+}
+
+/// A pseudonymised entry: only its kept hash links it into the chain.
+fn redacted(row: &Row, hash: &[u8]) -> Result<Checked, String> {
+    if !row.acknowledged {
+        return Err("pseudonymised before the backend acknowledged it".into());
+    }
+    if !row.bytes.is_empty() {
+        return Err("pseudonymised entry still holds bytes".into());
+    }
+    let hash: [u8; 32] = hash
+        .try_into()
+        .map_err(|_| "kept hash of a pseudonymised entry is not 32 bytes".to_string())?;
+    Ok(Checked {
+        seq_in_bytes: row.seq,
+        prev_hash: None,
+        hash,
+    })
 }
 
 fn decode_row<E: ChainEntry>(row: &Row, device_id: Uuid) -> Result<Checked, String> {
@@ -334,7 +369,7 @@ fn decode_row<E: ChainEntry>(row: &Row, device_id: Uuid) -> Result<Checked, Stri
     }
     Ok(Checked {
         seq_in_bytes: e.seq(),
-        prev_hash: e.prev_hash(),
+        prev_hash: Some(e.prev_hash()),
         hash: entry_hash(&row.bytes),
     })
 }

@@ -85,7 +85,7 @@ impl Store {
     /// Counts the records an export of this range would write (for progress bars).
     pub fn count_range(&self, since_ms: Option<i64>, until_ms: Option<i64>) -> Result<u64> {
         let n: i64 = self.conn().query_row(
-            "SELECT count(*) FROM records WHERE wall_ms >= ?1 AND wall_ms < ?2",
+            "SELECT count(*) FROM records WHERE wall_ms >= ?1 AND wall_ms < ?2 AND redacted_hash IS NULL",
             [since_ms.unwrap_or(i64::MIN), until_ms.unwrap_or(i64::MAX)],
             |r| r.get(0),
         )?;
@@ -103,7 +103,7 @@ impl Store {
         progress: &dyn Fn(u64),
     ) -> Result<u64> {
         let mut stmt = self.conn().prepare(
-            "SELECT bytes FROM records WHERE wall_ms >= ?1 AND wall_ms < ?2 ORDER BY seq",
+            "SELECT bytes FROM records WHERE wall_ms >= ?1 AND wall_ms < ?2 AND redacted_hash IS NULL ORDER BY seq",
         )?;
         let mut rows = stmt.query([since_ms.unwrap_or(i64::MIN), until_ms.unwrap_or(i64::MAX)])?;
         let io = |e: std::io::Error| Error::io("export output", e);

@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sync",
         sql: include_str!("migrations/0004_sync.sql"),
     },
+    Migration {
+        version: 5,
+        name: "pseudonymise",
+        sql: include_str!("migrations/0005_pseudonymise.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

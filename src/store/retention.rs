@@ -91,11 +91,16 @@ impl Store {
         let mut audit = NewAudit::new("system", "retention_purge", "");
         audit.detail = serde_json::json!({ "checkins": checkins, "failed_attempts": failed, "up_to_seq": upto }).to_string();
         self.audited(&audit, |tx, _, now| {
-            let bytes: Vec<u8> = tx.query_row("SELECT bytes FROM records WHERE seq = ?1", [upto], |r| r.get(0))?;
+            let (bytes, redacted): (Vec<u8>, Option<Vec<u8>>) = tx.query_row(
+                "SELECT bytes, redacted_hash FROM records WHERE seq = ?1",
+                [upto],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let hash = redacted.unwrap_or_else(|| entry_hash(&bytes).to_vec());
             tx.execute(
                 "INSERT INTO chain_anchor (chain, seq, hash, purged_at_ms) VALUES ('records', ?1, ?2, ?3)
                  ON CONFLICT (chain) DO UPDATE SET seq = ?1, hash = ?2, purged_at_ms = ?3",
-                params![upto, entry_hash(&bytes).to_vec(), now],
+                params![upto, hash, now],
             )?;
             tx.execute("DELETE FROM records WHERE seq <= ?1", [upto])?;
             Ok(())
@@ -109,4 +114,58 @@ impl Store {
         );
         Ok(report)
     }
+
+    /// Pseudonymises acknowledged check-ins of people no longer on the roster (see
+    /// `retention.pseudonymise_departed`): the signed bytes go, their SHA-256 stays so the
+    /// chain still verifies, and the employee id becomes a pseudonym keyed with `data.key` (the
+    /// same person always maps to the same pseudonym on this kiosk, and nobody without the key
+    /// can compute it). Records not yet acknowledged are left whole. Returns how many changed.
+    pub fn pseudonymise_departed(&mut self) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM records WHERE synced_at_ms IS NOT NULL AND redacted_hash IS NULL
+               AND employee_id != '' AND employee_id NOT IN (SELECT id FROM employees)",
+            [],
+            |r| r.get(0),
+        )?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut audit = NewAudit::new("system", "records_pseudonymised", "");
+        audit.detail = serde_json::json!({ "records": n }).to_string();
+        let changed = self.audited(&audit, |tx, key, _| {
+            let rows: Vec<(i64, String, Vec<u8>)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT seq, employee_id, bytes FROM records WHERE synced_at_ms IS NOT NULL
+                       AND redacted_hash IS NULL AND employee_id != ''
+                       AND employee_id NOT IN (SELECT id FROM employees)",
+                )?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            for (seq, id, bytes) in &rows {
+                tx.execute(
+                    "UPDATE records SET bytes = X'', redacted_hash = ?2, employee_id = ?3 WHERE seq = ?1",
+                    params![seq, entry_hash(bytes).to_vec(), pseudonym(key, id)],
+                )?;
+            }
+            Ok(rows.len() as u64)
+        })?;
+        self.wipe_wal()?;
+        tracing::info!(
+            records = changed,
+            "check-ins of departed employees pseudonymised"
+        );
+        Ok(changed)
+    }
+}
+
+/// The pseudonym of an employee id on this kiosk: `p:` and 16 hex digits of a keyed SHA-256.
+pub fn pseudonym(key: &[u8; 32], employee_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::new()
+        .chain_update(b"clockface pseudonym v1\0")
+        .chain_update(key)
+        .chain_update(employee_id.as_bytes())
+        .finalize();
+    format!("p:{}", hex::encode(&d[..8]))
 }

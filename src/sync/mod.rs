@@ -171,6 +171,7 @@ pub struct Syncer {
     client: HubClient,
     batch: usize,
     model: String,
+    pseudonymise: bool,
 }
 
 impl Syncer {
@@ -192,6 +193,7 @@ impl Syncer {
             client: client_for(config, Some(&url))?.with_token(token),
             batch: config.sync.batch_size.clamp(1, protocol::MAX_BATCH as u32) as usize,
             model: config.vision.embedder.name().to_owned(),
+            pseudonymise: config.retention.pseudonymise_departed,
         }))
     }
 
@@ -256,6 +258,11 @@ impl Syncer {
         let (n, refused) = self.drain(store, OutboxChain::Audit).await?;
         rep.audit = n;
         rep.refused += refused;
+        if self.pseudonymise {
+            // Acknowledgements and roster deletions may have made some check-ins eligible; the
+            // audit entry this writes goes in the next round.
+            store.pseudonymise_departed()?;
+        }
         Ok(rep)
     }
 
