@@ -38,8 +38,30 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Sync with the enterprise backend.
     pub sync: SyncConfig,
+    /// The touchscreen.
+    pub ui: UiConfig,
     /// Diagnostics.
     pub log: LogConfig,
+}
+
+/// `[ui]`: the touchscreen.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// Show the screens (`clockface run` falls back to running without them when no display
+    /// is found). Default true.
+    pub enabled: bool,
+    /// Language at start: "en" or "zh_CN"; admins switch it on the screen. Default "en".
+    pub language: String,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            enabled: true,
+            language: "en".into(),
+        }
+    }
 }
 
 /// `[sync]`: the enterprise backend and how the outbox talks to it.
@@ -543,6 +565,15 @@ impl Config {
             if !(lo..=hi).contains(&v) {
                 bad(key, format!("{v} is out of range; allowed: {lo} to {hi}"));
             }
+        }
+        if crate::ui::controller::Language::parse(&self.ui.language).is_none() {
+            bad(
+                "ui.language",
+                format!(
+                    "{:?} is not a screen language; allowed: \"en\", \"zh_CN\"",
+                    self.ui.language
+                ),
+            );
         }
         if !self.sync.url.is_empty()
             && let Err(why) = crate::sync::client::check_url(&self.sync.url)

@@ -95,13 +95,13 @@ impl Script<'_> {
                         format!("screen: {name}: {}", guidance.prompt())
                     }
                     Screen::Challenge { name, prompt } => format!("screen: {name}: {prompt}"),
-                    Screen::PinPad { name, reason } => {
+                    Screen::PinPad { name, reason, .. } => {
                         format!("screen: PIN pad for {name} ({reason})")
                     }
                     Screen::Accepted { name, direction } => {
                         format!("screen: ✔ {name} checked {direction}")
                     }
-                    Screen::Rejected { name, reason } => format!(
+                    Screen::Rejected { name, reason, .. } => format!(
                         "screen: ✘ {}{reason}",
                         name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default()
                     ),

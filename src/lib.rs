@@ -19,6 +19,8 @@
 //! - [`sync`] — sync protocol v1 with the backend: wire types, HTTP/TLS client, outbox rounds
 //!   with backoff, pairing, roster and policy download.
 //! - [`hub`] — `clockface-hub`, the reference backend that implements the protocol.
+//! - [`ui`] — the touchscreen (Slint): controller, adapter to the Slint globals, admin pages,
+//!   headless rendering.
 //! - [`commands`] — what each CLI subcommand does, with output written to a caller's writer.
 //! - [`bench`] — benchmarks that print figures (never asserted in tests).
 //! - [`demo`] — the embedded default run: a scripted session against a temporary store.
@@ -36,6 +38,7 @@ pub mod hw;
 pub mod kiosk;
 pub mod store;
 pub mod sync;
+pub mod ui;
 pub mod vision;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,5 +1,6 @@
 //! `clockface` command line: parses arguments and calls the library. No logic lives here.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -113,6 +114,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The touchscreen UI without a touchscreen.
+    Ui {
+        #[command(subcommand)]
+        command: UiCmd,
+    },
     /// Device identity and store figures.
     Device {
         #[command(subcommand)]
@@ -152,6 +158,19 @@ enum RosterCmd {
         /// Read a PIN (4-12 digits) from the first line of standard input.
         #[arg(long)]
         pin_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UiCmd {
+    /// Render the screens to PNG in English and Simplified Chinese (software renderer, no display).
+    Gallery {
+        /// Where to write the PNGs.
+        #[arg(long, default_value = "docs/screens")]
+        out: PathBuf,
+        /// Every screen at both panel sizes, not only the README's set at 800x480.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -414,6 +433,23 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
         }
         Cmd::Pair { code, url } => commands::pair(&load()?, url.as_deref(), &code, &mut stdout),
         Cmd::Sync { json } => commands::sync_now(&load()?, json, &mut stdout).map(drop),
+        Cmd::Ui {
+            command: UiCmd::Gallery { out, all },
+        } => {
+            let (screens, sizes): (&[&str], &[(u32, u32)]) = if all {
+                (&[], &clockface::ui::gallery::SIZES)
+            } else {
+                (&clockface::ui::gallery::README_SCREENS, &[(800, 480)])
+            };
+            let files = clockface::ui::gallery::render(&out, screens, sizes)?;
+            writeln!(
+                stdout,
+                "{} screens written to {}",
+                files.len(),
+                out.display()
+            )
+            .map_err(|e| Error::io("stdout", e))
+        }
         Cmd::Device {
             command: DeviceCmd::Show { json },
         } => commands::device_show(&load()?, json, &mut stdout).map(drop),

@@ -19,20 +19,70 @@ use crate::vision::{Vision, liveness};
 /// `clockface run`: the appliance with the configured backends, until SIGTERM or SIGINT.
 pub fn run(cfg: Config) -> Result<()> {
     crate::kiosk::tune_allocator();
-    let kiosk = crate::kiosk::runner::open(cfg, Arc::new(SystemClock::new()))?;
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock::new());
+    let kiosk = crate::kiosk::runner::open(cfg.clone(), clock.clone())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::io("tokio runtime", e))?;
-    // The UI (touchscreen) sends PIN and admin input here; until it is attached, none arrives.
-    let (_ui_tx, ui_rx) = tokio::sync::mpsc::unbounded_channel();
-    rt.block_on(crate::kiosk::runner::run(
-        kiosk,
-        ui_rx,
-        None,
-        crate::kiosk::runner::signals(),
-    ))
+    let (ui_tx, ui_rx) = tokio::sync::mpsc::unbounded_channel();
+    if !cfg.ui.enabled || !crate::ui::app::display_available() {
+        if cfg.ui.enabled {
+            tracing::warn!(
+                "no display found (no DISPLAY, WAYLAND_DISPLAY or /dev/dri): running without the screens"
+            );
+        }
+        let _keep_open = ui_tx;
+        return rt.block_on(crate::kiosk::runner::run(
+            kiosk,
+            ui_rx,
+            None,
+            crate::kiosk::runner::signals(),
+        ));
+    }
+    // The screens need the main thread; the kiosk core runs beside them.
+    let (rep_tx, rep_rx) = tokio::sync::mpsc::unbounded_channel();
+    let core = std::thread::Builder::new()
+        .name("kiosk".into())
+        .spawn(move || {
+            let r = rt.block_on(crate::kiosk::runner::run(
+                kiosk,
+                ui_rx,
+                Some(rep_tx),
+                crate::kiosk::runner::signals(),
+            ));
+            let _ = slint::quit_event_loop();
+            r
+        })
+        .map_err(|e| Error::io("kiosk thread", e))?;
+    let opts = StoreOptions::from_config(&cfg);
+    let admin = crate::ui::admin::StoreAdmin {
+        store: Store::open(&opts, clock.clone())?,
+        config: cfg.clone(),
+    };
+    let status_store = Store::open(&opts, clock)?;
+    let language = crate::ui::controller::Language::parse(&cfg.ui.language).unwrap_or_default();
+    let site = if cfg.device.site.is_empty() {
+        cfg.device.name.clone()
+    } else {
+        cfg.device.site.clone()
+    };
+    let ui = crate::ui::app::run(
+        crate::ui::controller::Controller::new(&site, language),
+        rep_rx,
+        ui_tx,
+        Some(Box::new(admin)),
+        Box::new(move || match status_store.sync_status() {
+            Ok(s) => (s.last_error.is_empty(), s.queued_checkins),
+            Err(_) => (false, 0),
+        }),
+    );
+    if let Err(e) = &ui {
+        tracing::error!(error = %e, "the screens stopped; the kiosk carries on until stopped");
+    }
+    core.join()
+        .map_err(|_| Error::invalid("kiosk thread", "panicked"))?
 }
 
 /// What `clockface enroll` stored.

@@ -135,6 +135,10 @@ pub enum Screen {
         name: String,
         /// Why the PIN is asked for (no face enrolment, camera unavailable, face not recognised).
         reason: String,
+        /// The same as a stable code the UI translates: `no_face_enrolment`,
+        /// `face_unavailable`, `camera_unavailable`, `pin_wrong`, or the face failure's record
+        /// reason (`face_mismatch`, `liveness_failed`, ...).
+        code: String,
     },
     /// Accepted.
     Accepted {
@@ -149,6 +153,9 @@ pub enum Screen {
         name: Option<String>,
         /// Why.
         reason: String,
+        /// The same as a stable code the UI translates (the record's reason code, or
+        /// `camera_unavailable_no_pin`, `store_failed`).
+        code: String,
     },
     /// Anti-passback: seen recently, nothing new recorded.
     AlreadyCheckedIn {
@@ -415,6 +422,7 @@ impl Machine {
             Effect::Show(Screen::Rejected {
                 name: person.map(|p| p.name.clone()),
                 reason: text,
+                code: reason.into(),
             }),
             Effect::Led(false),
             Effect::Buzz(false),
@@ -452,10 +460,11 @@ impl Machine {
         ]
     }
 
-    fn ask_pin(&mut self, now: Now, person: Person, reason: &str) -> Vec<Effect> {
+    fn ask_pin(&mut self, now: Now, person: Person, reason: &str, code: &str) -> Vec<Effect> {
         let screen = Screen::PinPad {
             name: person.name.clone(),
             reason: reason.into(),
+            code: code.into(),
         };
         self.state = State::Pin {
             person,
@@ -526,7 +535,7 @@ impl Machine {
         }
         if c.person.has_pin && c.method == Method::BadgeFace {
             let mut out = vec![record];
-            out.extend(self.ask_pin(now, c.person, &format!("{text}: enter your PIN")));
+            out.extend(self.ask_pin(now, c.person, &format!("{text}: enter your PIN"), reason));
             return out;
         }
         self.verdict(now);
@@ -535,6 +544,7 @@ impl Machine {
             Effect::Show(Screen::Rejected {
                 name: Some(c.person.name.clone()),
                 reason: text.into(),
+                code: reason.into(),
             }),
             Effect::Led(false),
             Effect::Buzz(false),
@@ -549,12 +559,13 @@ impl Machine {
             if !live && let State::Capture(c) = &self.state {
                 let person = c.person.clone();
                 if person.has_pin {
-                    return self.ask_pin(now, person, "camera unavailable");
+                    return self.ask_pin(now, person, "camera unavailable", "camera_unavailable");
                 }
                 self.verdict(now);
                 return vec![Effect::Show(Screen::Rejected {
                     name: Some(person.name),
                     reason: "camera unavailable and no PIN set: see your administrator".into(),
+                    code: "camera_unavailable_no_pin".into(),
                 })];
             }
             if self.is_idle() {
@@ -616,6 +627,7 @@ impl Machine {
                 let screen = Screen::PinPad {
                     name: person.name.clone(),
                     reason: format!("wrong PIN, {} attempt(s) left", MAX_PIN_ATTEMPTS - attempts),
+                    code: "pin_wrong".into(),
                 };
                 self.state = State::Pin {
                     person: person.clone(),
@@ -881,14 +893,14 @@ impl Machine {
             return self.start_capture(now, p, Method::BadgeFace, 0);
         }
         if p.has_pin {
-            let why = if !p.face_enrolled {
-                "no face enrolment"
+            let (why, code) = if !p.face_enrolled {
+                ("no face enrolment", "no_face_enrolment")
             } else if !self.face_ready {
-                "face check-in unavailable"
+                ("face check-in unavailable", "face_unavailable")
             } else {
-                "camera unavailable"
+                ("camera unavailable", "camera_unavailable")
             };
-            return self.ask_pin(now, p, why);
+            return self.ask_pin(now, p, why, code);
         }
         self.reject(
             now,

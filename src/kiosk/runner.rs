@@ -32,7 +32,7 @@ use crate::vision::matcher::{self, Gallery};
 use crate::vision::{FaceAvailability, Vision};
 
 /// Input from the touchscreen (or the demo script, or a test).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UiInput {
     /// Digits typed on the PIN pad.
     Pin(String),
@@ -504,6 +504,7 @@ fn execute(
                             name: None,
                             reason: "cannot record right now: please tell your administrator"
                                 .into(),
+                            code: "store_failed".into(),
                         }));
                         return;
                     }

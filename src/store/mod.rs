@@ -357,6 +357,19 @@ impl Store {
         bytes.map(|b| Record::decode(&b)).transpose()
     }
 
+    /// The newest `limit` audit entries, newest first (the admin audit page).
+    pub fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT bytes FROM audit ORDER BY seq DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(AuditEntry::decode(&b?)?);
+        }
+        Ok(out)
+    }
+
     /// Reads the audit entries about one subject, oldest first.
     pub fn audit_entries_for(&self, subject: &str) -> Result<Vec<AuditEntry>> {
         let mut stmt = self

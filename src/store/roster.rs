@@ -119,6 +119,34 @@ impl Store {
         })
     }
 
+    /// Employees whose id or name contains `filter` (case-insensitive), by name, at most
+    /// `limit`, each with whether face consent is in force and how many templates they have:
+    /// what the admin roster page lists.
+    pub fn list_employees(&self, filter: &str, limit: usize) -> Result<Vec<(Employee, bool, u64)>> {
+        let like = format!("%{}%", filter.replace(['%', '_'], ""));
+        let mut stmt = self.conn().prepare(
+            "SELECT e.id, e.display_name, e.active, e.is_admin,
+                    coalesce((SELECT given FROM consents c WHERE c.employee_id = e.id ORDER BY c.id DESC LIMIT 1), 0),
+                    (SELECT count(*) FROM templates t WHERE t.employee_id = e.id)
+             FROM employees e
+             WHERE e.id LIKE ?1 OR e.display_name LIKE ?1
+             ORDER BY e.display_name, e.id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![like, limit as i64], |r| {
+            Ok((
+                Employee {
+                    id: r.get(0)?,
+                    display_name: r.get(1)?,
+                    active: r.get(2)?,
+                    is_admin: r.get(3)?,
+                },
+                r.get::<_, bool>(4)?,
+                r.get::<_, i64>(5)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Looks an employee up by id.
     pub fn employee(&self, id: &str) -> Result<Option<Employee>> {
         Ok(self

@@ -1,0 +1,566 @@
+//! The UI controller: the state the screens show, and what a touch means for the core.
+//!
+//! Pure Rust with no Slint types, so it is unit-tested without a window. [`super::adapter`]
+//! copies [`UiState`] into the Slint globals and routes the globals' callbacks here; the
+//! answers ([`Command`]) go to the kiosk core as [`UiInput`]s or are handled by the UI itself
+//! (language, admin pages). Sentences are never built here: the core's reasons, guidance and
+//! prompts become stable codes that the `.slint` side translates with `@tr`.
+
+use crate::camera::CameraStatus;
+use crate::kiosk::machine::Screen;
+use crate::kiosk::runner::{Report, UiInput};
+use crate::vision::FaceAvailability;
+use crate::vision::quality::Guidance;
+
+/// Which page is on screen (mirrors `Page` in `ui/api.slint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PageId {
+    /// Waiting for someone.
+    #[default]
+    Idle,
+    /// Camera view with guidance.
+    Capture,
+    /// Active liveness challenge.
+    Challenge,
+    /// PIN pad.
+    Pin,
+    /// Green verdict.
+    Accepted,
+    /// Red verdict.
+    Rejected,
+    /// Repeat tap within the anti-passback window.
+    Already,
+    /// Admin home.
+    Admin,
+    /// Consent before enrolment.
+    Consent,
+    /// Enrolment in progress.
+    Enrolling,
+    /// Enrolment result.
+    EnrolDone,
+    /// Roster with search; tap to enrol.
+    AdminRoster,
+    /// Sync and queue status.
+    AdminSync,
+    /// Audit log.
+    AdminAudit,
+    /// Retention settings and purge.
+    AdminRetention,
+    /// Settings.
+    AdminSettings,
+    /// Versions, device key, models.
+    AdminAbout,
+}
+
+impl PageId {
+    /// Whether this is one of admin mode's own pages (shown on top of the core's admin screen).
+    pub fn is_admin_page(self) -> bool {
+        matches!(
+            self,
+            PageId::AdminRoster
+                | PageId::AdminSync
+                | PageId::AdminAudit
+                | PageId::AdminRetention
+                | PageId::AdminSettings
+                | PageId::AdminAbout
+        )
+    }
+}
+
+/// Screen language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Language {
+    /// English (the source strings).
+    #[default]
+    English,
+    /// Simplified Chinese (`translations/zh_CN`).
+    SimplifiedChinese,
+}
+
+impl Language {
+    /// The bundled-translation name Slint selects ("" is the source language).
+    pub fn slint_name(self) -> &'static str {
+        match self {
+            Language::English => "",
+            Language::SimplifiedChinese => "zh_CN",
+        }
+    }
+
+    /// Parses a config value: "en" or "zh_CN" (also "zh", "zh-CN").
+    pub fn parse(s: &str) -> Option<Language> {
+        match s {
+            "en" | "" => Some(Language::English),
+            "zh_CN" | "zh-CN" | "zh" => Some(Language::SimplifiedChinese),
+            _ => None,
+        }
+    }
+}
+
+/// One line of an admin list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RowData {
+    /// What a tap refers to (an employee id on the roster page).
+    pub id: String,
+    /// Main text.
+    pub title: String,
+    /// Right-hand detail.
+    pub detail: String,
+}
+
+/// Everything the screens show.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UiState {
+    /// The page.
+    pub page: PageId,
+    /// Language.
+    pub language: Language,
+    /// Site name in the status bar.
+    pub site: String,
+    /// "HH:MM".
+    pub time: String,
+    /// "YYYY-MM-DD".
+    pub date: String,
+    /// Face check-in can be offered.
+    pub face_available: bool,
+    /// The camera delivers frames.
+    pub camera_live: bool,
+    /// The backend was reachable at the last sync round.
+    pub online: bool,
+    /// Check-ins waiting for the backend.
+    pub queued: u64,
+    /// The person on screen.
+    pub name: String,
+    /// Code of the reason, guidance or prompt the page translates.
+    pub code: String,
+    /// "in", "out" or "auto".
+    pub direction: String,
+    /// For the anti-passback page.
+    pub minutes_ago: u64,
+    /// Digits typed on the PIN pad (only their number is shown).
+    pub pin: String,
+    /// Face box in the preview as fractions (x, y, w, h).
+    pub face_box: Option<[f32; 4]>,
+    /// Enrolment pictures taken.
+    pub captured: u32,
+    /// Enrolment pictures needed.
+    pub needed: u32,
+    /// Whether the last enrolment stored templates.
+    pub enrolled: bool,
+    /// Consent text version on the consent page.
+    pub consent_version: String,
+    /// The admin in admin mode.
+    pub admin_name: String,
+    /// Rows of the admin list page.
+    pub rows: Vec<RowData>,
+    /// The roster search text.
+    pub search: String,
+    /// A note above an admin list (a result, or why something is not possible).
+    pub notice: String,
+}
+
+/// What a touch asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Something for the kiosk core.
+    Kiosk(UiInput),
+    /// Switch the language.
+    Language(Language),
+    /// Fill an admin list page.
+    Load(PageId),
+    /// Run the retention purge now.
+    Purge,
+}
+
+/// Longest PIN the pad takes (the store allows 4 to 12 digits).
+pub const MAX_PIN: usize = 12;
+
+/// The controller: owns [`UiState`] and turns reports and touches into state and commands.
+#[derive(Debug, Default)]
+pub struct Controller {
+    /// What the screens show.
+    pub state: UiState,
+}
+
+fn guidance_code(g: Guidance) -> &'static str {
+    match g {
+        Guidance::Ok => "ok",
+        Guidance::NoFace => "no_face",
+        Guidance::MultipleFaces => "multiple_faces",
+        Guidance::TooFar => "too_far",
+        Guidance::TooDark => "too_dark",
+        Guidance::TooBright => "too_bright",
+        Guidance::HoldStill => "hold_still",
+        Guidance::LookAtCamera => "look_at_camera",
+    }
+}
+
+impl Controller {
+    /// A controller for a kiosk at `site`, speaking `language`.
+    pub fn new(site: &str, language: Language) -> Controller {
+        Controller {
+            state: UiState {
+                site: site.into(),
+                language,
+                face_available: true,
+                camera_live: true,
+                online: true,
+                needed: 3,
+                ..UiState::default()
+            },
+        }
+    }
+
+    /// Applies a report from the kiosk core.
+    pub fn on_report(&mut self, r: &Report) {
+        match r {
+            Report::Started(a) => {
+                self.state.face_available = matches!(a, FaceAvailability::Ready);
+            }
+            Report::Camera(s) => self.state.camera_live = *s == CameraStatus::Live,
+            Report::Screen(s) => self.on_screen(s),
+            _ => {}
+        }
+    }
+
+    fn on_screen(&mut self, s: &Screen) {
+        let st = &mut self.state;
+        st.pin.clear();
+        st.face_box = None;
+        match s {
+            Screen::Idle { face_available } => {
+                st.page = PageId::Idle;
+                st.face_available = *face_available;
+                st.name.clear();
+                st.admin_name.clear();
+            }
+            Screen::Capture { name, guidance } => {
+                st.page = PageId::Capture;
+                st.name = name.clone();
+                st.code = guidance_code(*guidance).into();
+            }
+            Screen::Challenge { name, prompt } => {
+                st.page = PageId::Challenge;
+                st.name = name.clone();
+                st.code = if prompt.contains("right") {
+                    "turn_right"
+                } else {
+                    "turn_left"
+                }
+                .into();
+            }
+            Screen::PinPad { name, code, .. } => {
+                st.page = PageId::Pin;
+                st.name = name.clone();
+                st.code = code.clone();
+            }
+            Screen::Accepted { name, direction } => {
+                st.page = PageId::Accepted;
+                st.name = name.clone();
+                st.direction = direction.as_str().into();
+            }
+            Screen::Rejected { name, code, .. } => {
+                st.page = PageId::Rejected;
+                st.name = name.clone().unwrap_or_default();
+                st.code = code.clone();
+            }
+            Screen::AlreadyCheckedIn { name, minutes_ago } => {
+                st.page = PageId::Already;
+                st.name = name.clone();
+                st.minutes_ago = *minutes_ago;
+            }
+            Screen::Admin { name } => {
+                // Coming back to admin home from an admin page keeps the admin's name.
+                st.page = PageId::Admin;
+                st.admin_name = name.clone();
+                st.notice.clear();
+            }
+            Screen::Consent { name, text_version } => {
+                st.page = PageId::Consent;
+                st.name = name.clone();
+                st.consent_version = text_version.clone();
+            }
+            Screen::Enrolling {
+                name,
+                captured,
+                needed,
+                guidance,
+            } => {
+                st.page = PageId::Enrolling;
+                st.name = name.clone();
+                st.captured = *captured;
+                st.needed = *needed;
+                st.code = guidance_code(*guidance).into();
+            }
+            Screen::EnrolDone {
+                name,
+                enrolled,
+                message,
+            } => {
+                st.page = PageId::EnrolDone;
+                st.name = name.clone();
+                st.enrolled = *enrolled;
+                st.code = if *enrolled {
+                    "enrolled"
+                } else if message.starts_with("consent declined") {
+                    "declined"
+                } else if message.contains("unavailable") {
+                    "face_unavailable"
+                } else {
+                    "timeout"
+                }
+                .into();
+            }
+        }
+    }
+
+    /// Sets the face box shown over the preview, in fractions of the frame.
+    pub fn set_face_box(&mut self, b: Option<[f32; 4]>) {
+        self.state.face_box = b;
+    }
+
+    /// Sets the clock line.
+    pub fn set_clock(&mut self, time: &str, date: &str) {
+        self.state.time = time.into();
+        self.state.date = date.into();
+    }
+
+    /// Sets the offline indicator from the sync status.
+    pub fn set_sync(&mut self, online: bool, queued: u64) {
+        self.state.online = online;
+        self.state.queued = queued;
+    }
+
+    /// A digit key on the PIN pad.
+    pub fn pin_key(&mut self, digit: &str) {
+        if self.state.page == PageId::Pin
+            && digit.len() == 1
+            && digit.bytes().all(|b| b.is_ascii_digit())
+            && self.state.pin.len() < MAX_PIN
+        {
+            self.state.pin.push_str(digit);
+        }
+    }
+
+    /// The backspace key.
+    pub fn pin_back(&mut self) {
+        self.state.pin.pop();
+    }
+
+    /// The OK key: the digits go to the core (and are forgotten here).
+    pub fn pin_ok(&mut self) -> Option<Command> {
+        if self.state.page != PageId::Pin || self.state.pin.is_empty() {
+            return None;
+        }
+        let digits = std::mem::take(&mut self.state.pin);
+        Some(Command::Kiosk(UiInput::Pin(digits)))
+    }
+
+    /// An answer on the consent page.
+    pub fn consent(&mut self, given: bool) -> Option<Command> {
+        (self.state.page == PageId::Consent).then_some(Command::Kiosk(UiInput::Consent(given)))
+    }
+
+    /// An admin menu button or a Back button.
+    pub fn admin_open(&mut self, page: PageId) -> Option<Command> {
+        let in_admin = self.state.page == PageId::Admin || self.state.page.is_admin_page();
+        if !in_admin {
+            return None;
+        }
+        self.state.page = page;
+        self.state.notice.clear();
+        if page == PageId::Admin {
+            self.state.rows.clear();
+            return None;
+        }
+        Some(Command::Load(page))
+    }
+
+    /// Tapping a roster row: enrol that employee.
+    pub fn enrol(&mut self, employee_id: &str) -> Option<Command> {
+        (self.state.page == PageId::AdminRoster && !employee_id.is_empty())
+            .then(|| Command::Kiosk(UiInput::Enrol(employee_id.into())))
+    }
+
+    /// Typing in the roster search field.
+    pub fn search(&mut self, text: &str) -> Option<Command> {
+        self.state.search = text.into();
+        (self.state.page == PageId::AdminRoster).then_some(Command::Load(PageId::AdminRoster))
+    }
+
+    /// Leaving admin mode.
+    pub fn admin_exit(&mut self) -> Option<Command> {
+        let in_admin = self.state.page == PageId::Admin || self.state.page.is_admin_page();
+        in_admin.then_some(Command::Kiosk(UiInput::ExitAdmin))
+    }
+
+    /// The language button ("toggle") or a language name.
+    pub fn set_language(&mut self, which: &str) -> Option<Command> {
+        let lang = if which == "toggle" {
+            match self.state.language {
+                Language::English => Language::SimplifiedChinese,
+                Language::SimplifiedChinese => Language::English,
+            }
+        } else {
+            Language::parse(which)?
+        };
+        self.state.language = lang;
+        Some(Command::Language(lang))
+    }
+
+    /// The Purge button on the retention page.
+    pub fn purge(&mut self) -> Option<Command> {
+        (self.state.page == PageId::AdminRetention).then_some(Command::Purge)
+    }
+
+    /// Fills the current admin list.
+    pub fn set_rows(&mut self, rows: Vec<RowData>, notice: &str) {
+        self.state.rows = rows;
+        self.state.notice = notice.into();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::record::Direction;
+
+    fn pin_screen(c: &mut Controller) {
+        c.on_report(&Report::Screen(Screen::PinPad {
+            name: "Alex".into(),
+            reason: "no face enrolment".into(),
+            code: "no_face_enrolment".into(),
+        }));
+    }
+
+    #[test]
+    fn pin_pad_collects_digits_and_sends_them_once() {
+        let mut c = Controller::new("HQ", Language::English);
+        c.pin_key("4"); // not on the PIN page: ignored
+        assert!(c.state.pin.is_empty());
+        pin_screen(&mut c);
+        assert_eq!(
+            (c.state.page, c.state.code.as_str()),
+            (PageId::Pin, "no_face_enrolment")
+        );
+        for d in ["4", "8", "x", "2", "99", "9"] {
+            c.pin_key(d);
+        }
+        assert_eq!(c.state.pin, "4829");
+        c.pin_back();
+        c.pin_key("1");
+        assert_eq!(
+            c.pin_ok(),
+            Some(Command::Kiosk(UiInput::Pin("4821".into())))
+        );
+        assert!(c.state.pin.is_empty(), "digits are not kept after OK");
+        assert_eq!(c.pin_ok(), None, "nothing to send twice");
+        for _ in 0..20 {
+            c.pin_key("7");
+        }
+        assert_eq!(c.state.pin.len(), MAX_PIN);
+        // A new screen clears what was typed.
+        c.on_report(&Report::Screen(Screen::Idle {
+            face_available: true,
+        }));
+        assert!(c.state.pin.is_empty());
+    }
+
+    #[test]
+    fn screens_become_pages_with_codes_not_sentences() {
+        let mut c = Controller::new("HQ", Language::English);
+        c.on_report(&Report::Screen(Screen::Rejected {
+            name: Some("Sam".into()),
+            reason: "face does not match the badge".into(),
+            code: "face_mismatch".into(),
+        }));
+        assert_eq!(
+            (c.state.page, c.state.code.as_str(), c.state.name.as_str()),
+            (PageId::Rejected, "face_mismatch", "Sam")
+        );
+        c.on_report(&Report::Screen(Screen::Challenge {
+            name: "Sam".into(),
+            prompt: "turn your head slightly right".into(),
+        }));
+        assert_eq!(c.state.code, "turn_right");
+        c.on_report(&Report::Screen(Screen::Capture {
+            name: "Sam".into(),
+            guidance: Guidance::TooFar,
+        }));
+        assert_eq!(
+            (c.state.page, c.state.code.as_str()),
+            (PageId::Capture, "too_far")
+        );
+        c.on_report(&Report::Screen(Screen::Accepted {
+            name: "Sam".into(),
+            direction: Direction::Out,
+        }));
+        assert_eq!(
+            (c.state.page, c.state.direction.as_str()),
+            (PageId::Accepted, "out")
+        );
+        c.on_report(&Report::Screen(Screen::EnrolDone {
+            name: "Jo".into(),
+            enrolled: false,
+            message: "consent declined: badge + PIN stays available".into(),
+        }));
+        assert_eq!(
+            (c.state.page, c.state.code.as_str()),
+            (PageId::EnrolDone, "declined")
+        );
+        c.on_report(&Report::Camera(CameraStatus::Lost {
+            reason: "unplugged".into(),
+        }));
+        assert!(!c.state.camera_live);
+    }
+
+    #[test]
+    fn admin_buttons_only_work_in_admin_mode() {
+        let mut c = Controller::new("HQ", Language::English);
+        assert_eq!(c.admin_open(PageId::AdminSync), None);
+        assert_eq!(c.admin_exit(), None);
+        c.on_report(&Report::Screen(Screen::Admin {
+            name: "Site Admin".into(),
+        }));
+        assert_eq!(
+            c.admin_open(PageId::AdminSync),
+            Some(Command::Load(PageId::AdminSync))
+        );
+        assert_eq!(c.state.page, PageId::AdminSync);
+        assert_eq!(c.enrol("E1"), None, "enrol only from the roster page");
+        assert_eq!(
+            c.admin_open(PageId::AdminRoster),
+            Some(Command::Load(PageId::AdminRoster))
+        );
+        assert_eq!(c.search("ale"), Some(Command::Load(PageId::AdminRoster)));
+        assert_eq!(c.state.search, "ale");
+        assert_eq!(
+            c.enrol("E1"),
+            Some(Command::Kiosk(UiInput::Enrol("E1".into())))
+        );
+        assert_eq!(c.purge(), None);
+        assert_eq!(
+            c.admin_open(PageId::AdminRetention),
+            Some(Command::Load(PageId::AdminRetention))
+        );
+        assert_eq!(c.purge(), Some(Command::Purge));
+        assert_eq!(c.admin_open(PageId::Admin), None);
+        assert_eq!(c.state.page, PageId::Admin);
+        assert_eq!(c.admin_exit(), Some(Command::Kiosk(UiInput::ExitAdmin)));
+    }
+
+    #[test]
+    fn language_toggles_and_parses() {
+        let mut c = Controller::new("HQ", Language::English);
+        assert_eq!(
+            c.set_language("toggle"),
+            Some(Command::Language(Language::SimplifiedChinese))
+        );
+        assert_eq!(c.state.language.slint_name(), "zh_CN");
+        assert_eq!(
+            c.set_language("en"),
+            Some(Command::Language(Language::English))
+        );
+        assert_eq!(c.set_language("klingon"), None);
+        assert_eq!(c.state.language, Language::English);
+    }
+}

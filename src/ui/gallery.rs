@@ -1,0 +1,226 @@
+//! Every screen in a representative state, for the tests and `clockface ui gallery`.
+
+use std::path::Path;
+
+use super::controller::{Language, PageId, RowData, UiState};
+
+/// Panel sizes the kiosk supports (landscape).
+pub const SIZES: [(u32, u32); 2] = [(800, 480), (1280, 800)];
+
+/// The screens the README shows (the tests render all of [`scenarios`]).
+pub const README_SCREENS: [&str; 8] = [
+    "idle", "capture", "pin", "accepted", "rejected", "offline", "admin", "consent",
+];
+
+fn base() -> UiState {
+    UiState {
+        site: "Plant 7 — North gate".into(),
+        time: "08:57".into(),
+        date: "Mon 30 Nov 2026".into(),
+        face_available: true,
+        camera_live: true,
+        online: true,
+        needed: 3,
+        ..UiState::default()
+    }
+}
+
+fn rows(list: &[(&str, &str, &str)]) -> Vec<RowData> {
+    list.iter()
+        .map(|(id, t, d)| RowData {
+            id: (*id).into(),
+            title: (*t).into(),
+            detail: (*d).into(),
+        })
+        .collect()
+}
+
+/// (name, state) of every screen worth looking at. Names are fictional.
+pub fn scenarios() -> Vec<(&'static str, UiState)> {
+    let s = base;
+    let with = |f: &dyn Fn(&mut UiState)| {
+        let mut st = s();
+        f(&mut st);
+        st
+    };
+    vec![
+        ("idle", s()),
+        (
+            "offline",
+            with(&|st| {
+                st.online = false;
+                st.queued = 37;
+            }),
+        ),
+        ("camera-lost", with(&|st| st.camera_live = false)),
+        ("face-unavailable", with(&|st| st.face_available = false)),
+        (
+            "capture",
+            with(&|st| {
+                st.page = PageId::Capture;
+                st.name = "Alex Morgan".into();
+                st.code = "too_far".into();
+                st.face_box = Some([0.36, 0.22, 0.28, 0.42]);
+            }),
+        ),
+        (
+            "challenge",
+            with(&|st| {
+                st.page = PageId::Challenge;
+                st.name = "Alex Morgan".into();
+                st.code = "turn_left".into();
+                st.face_box = Some([0.36, 0.22, 0.28, 0.42]);
+            }),
+        ),
+        (
+            "pin",
+            with(&|st| {
+                st.page = PageId::Pin;
+                st.name = "Jo Kim".into();
+                st.code = "no_face_enrolment".into();
+                st.pin = "482".into();
+            }),
+        ),
+        (
+            "pin-wrong",
+            with(&|st| {
+                st.page = PageId::Pin;
+                st.name = "Jo Kim".into();
+                st.code = "pin_wrong".into();
+            }),
+        ),
+        (
+            "accepted",
+            with(&|st| {
+                st.page = PageId::Accepted;
+                st.name = "Alex Morgan".into();
+                st.direction = "in".into();
+            }),
+        ),
+        (
+            "rejected",
+            with(&|st| {
+                st.page = PageId::Rejected;
+                st.name = "Sam Rivera".into();
+                st.code = "face_mismatch".into();
+            }),
+        ),
+        (
+            "already",
+            with(&|st| {
+                st.page = PageId::Already;
+                st.name = "Alex Morgan".into();
+                st.minutes_ago = 1;
+            }),
+        ),
+        (
+            "admin",
+            with(&|st| {
+                st.page = PageId::Admin;
+                st.admin_name = "Site Admin".into();
+            }),
+        ),
+        (
+            "consent",
+            with(&|st| {
+                st.page = PageId::Consent;
+                st.name = "Sam Rivera".into();
+                st.consent_version = "2026-01".into();
+            }),
+        ),
+        (
+            "enrolling",
+            with(&|st| {
+                st.page = PageId::Enrolling;
+                st.name = "Sam Rivera".into();
+                st.captured = 2;
+                st.code = "hold_still".into();
+            }),
+        ),
+        (
+            "enrol-done",
+            with(&|st| {
+                st.page = PageId::EnrolDone;
+                st.name = "Sam Rivera".into();
+                st.enrolled = true;
+                st.code = "enrolled".into();
+            }),
+        ),
+        (
+            "admin-roster",
+            with(&|st| {
+                st.page = PageId::AdminRoster;
+                st.admin_name = "Site Admin".into();
+                st.rows = rows(&[
+                    ("E1001", "Alex Morgan", "E1001 · face ✔ (3)"),
+                    ("E1003", "Jo Kim", "E1003"),
+                    ("E1002", "Sam Rivera", "E1002 · face ✔ (3)"),
+                    ("E1004", "王小明", "E1004 · consent ✔"),
+                ]);
+            }),
+        ),
+        (
+            "admin-sync",
+            with(&|st| {
+                st.page = PageId::AdminSync;
+                st.admin_name = "Site Admin".into();
+                st.rows = rows(&[
+                    ("", "backend", "https://hub.example.com:8443"),
+                    ("", "queued_checkins", "37"),
+                    ("", "queued_audit", "4"),
+                    ("", "refused", "0"),
+                    ("", "last_success", "2026-11-30T08:41:07.112Z"),
+                    ("", "last_error", "backend unreachable: connection refused"),
+                ]);
+            }),
+        ),
+        (
+            "admin-about",
+            with(&|st| {
+                st.page = PageId::AdminAbout;
+                st.admin_name = "Site Admin".into();
+                st.rows = rows(&[
+                    ("", "version", env!("CARGO_PKG_VERSION")),
+                    ("", "device_id", "01a226b4-07d6-777a-8c93-0cb788021bc1"),
+                    (
+                        "",
+                        "public_key",
+                        "d814d05b1bd7052ea108ee3febd4c219d90c9ba1240454cbfb753d6c6268bb33",
+                    ),
+                    ("", "licence", "GPL-3.0-or-later"),
+                ]);
+            }),
+        ),
+    ]
+}
+
+/// The file name of one rendering.
+pub fn file_name(screen: &str, lang: Language, (w, h): (u32, u32)) -> String {
+    let l = match lang {
+        Language::English => "en",
+        Language::SimplifiedChinese => "zh",
+    };
+    format!("{screen}-{l}-{w}x{h}.png")
+}
+
+/// Renders `screens` (all when empty) in both languages at `sizes` into `dir`; returns the files.
+pub fn render(dir: &Path, screens: &[&str], sizes: &[(u32, u32)]) -> crate::Result<Vec<String>> {
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+    let mut out = Vec::new();
+    for (name, state) in scenarios() {
+        if !screens.is_empty() && !screens.contains(&name) {
+            continue;
+        }
+        for &size in sizes {
+            for lang in [Language::English, Language::SimplifiedChinese] {
+                let mut st = state.clone();
+                st.language = lang;
+                let h = super::headless::Headless::new(size.0, size.1, st, None)?;
+                let f = file_name(name, lang, size);
+                h.save_png(&dir.join(&f))?;
+                out.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
