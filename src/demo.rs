@@ -58,6 +58,54 @@ struct Script<'a> {
     feed: ReplayFeed,
     summary: DemoSummary,
     last_screen: Option<Screen>,
+    screens: Option<Screenshots>,
+}
+
+/// The touchscreen rendered headless beside the narration: one PNG per screen change.
+struct Screenshots {
+    ui: crate::ui::headless::Headless,
+    dir: PathBuf,
+    taken: usize,
+}
+
+impl Screenshots {
+    fn new(dir: &Path, site: &str) -> Result<Screenshots> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let state = crate::ui::controller::Controller::new(site, Default::default()).state;
+        Ok(Screenshots {
+            ui: crate::ui::headless::Headless::new(800, 480, state, None)?,
+            dir: dir.to_owned(),
+            taken: 0,
+        })
+    }
+
+    fn report(&mut self, r: &Report, wall_ms: i64) -> Result<()> {
+        let changed = matches!(
+            r,
+            Report::Screen(_) | Report::Camera(_) | Report::Started(_)
+        );
+        {
+            let mut c = self.ui.controller.borrow_mut();
+            c.on_report(r);
+            let t = chrono::DateTime::from_timestamp_millis(wall_ms)
+                .unwrap_or_default()
+                .with_timezone(&chrono::Local);
+            c.set_clock(
+                &t.format("%H:%M").to_string(),
+                &t.format("%Y-%m-%d").to_string(),
+            );
+        }
+        if let Report::Screen(_) = r {
+            self.ui.refresh();
+            self.taken += 1;
+            let page = format!("{:?}", self.ui.controller.borrow().state.page).to_lowercase();
+            let path = self.dir.join(format!("{:02}-{page}.png", self.taken));
+            self.ui.save_png(&path)?;
+        } else if changed {
+            self.ui.refresh();
+        }
+        Ok(())
+    }
 }
 
 impl Script<'_> {
@@ -76,6 +124,12 @@ impl Script<'_> {
     }
 
     fn narrate(&mut self, r: &Report) {
+        if let Some(s) = self.screens.as_mut()
+            && !matches!(r, Report::Screen(sc) if self.last_screen.as_ref() == Some(sc))
+            && let Err(e) = s.report(r, self.clock.wall_ms())
+        {
+            tracing::error!(error = %e, "screenshot");
+        }
         match r {
             Report::Screen(s) => {
                 if self.last_screen.as_ref() == Some(s) {
@@ -302,7 +356,11 @@ fn portrait(v: &mut Vision, photo: &Arc<Frame>) -> Arc<Frame> {
 }
 
 /// Runs the demo, in `keep` (kept afterwards) or a temporary directory.
-pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
+pub fn run(
+    keep: Option<&Path>,
+    screens: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<DemoSummary> {
     let tmp = tempfile::Builder::new()
         .prefix("clockface-demo-")
         .tempdir()
@@ -426,6 +484,11 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
         .build()
         .map_err(|e| Error::io("tokio runtime", e))?;
     let started = Instant::now();
+    // The screens render on this thread, which also runs the script (block_on).
+    let shots = match screens {
+        Some(dir) => Some(Screenshots::new(dir, "Demo site")?),
+        None => None,
+    };
     let result: Result<DemoSummary> = rt.block_on(async {
         let kiosk_task = tokio::spawn(runner::run(kiosk, ui_rx, Some(rep_tx), async {
             let _ = stop_rx.await;
@@ -440,6 +503,7 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<DemoSummary> {
             feed: feed.clone(),
             summary: DemoSummary::default(),
             last_screen: None,
+            screens: shots,
         };
         let script = async {
             s.until(30, "start-up", |r| matches!(r, Report::Started(_)))

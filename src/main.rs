@@ -72,6 +72,9 @@ enum Cmd {
         /// Keep the demo store in this directory instead of a temporary one.
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+        /// Render the touchscreen headless and write one PNG per screen change here.
+        #[arg(long, value_name = "DIR")]
+        screens: Option<PathBuf>,
     },
     /// Check the config file.
     Config {
@@ -351,10 +354,10 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
             pin_stdin,
             &mut stdout,
         ),
-        Cmd::Demo { keep } => {
+        Cmd::Demo { keep, screens } => {
             commands::init_logging("warn");
             clockface::kiosk::tune_allocator();
-            clockface::demo::run(keep.as_deref(), &mut stdout).map(drop)
+            clockface::demo::run(keep.as_deref(), screens.as_deref(), &mut stdout).map(drop)
         }
         Cmd::Config {
             command: ConfigCmd::Check { path },

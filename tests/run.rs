@@ -31,6 +31,10 @@ fn run_notifies_systemd_and_stops_cleanly_on_sigterm() {
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "2000000")
         .env_remove("CLOCKFACE_CONFIG")
+        // Without a display the kiosk runs without its screens (and says so).
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("SLINT_BACKEND")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -74,9 +78,11 @@ fn run_notifies_systemd_and_stops_cleanly_on_sigterm() {
 fn the_demo_plays_a_day_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let keep = dir.path().join("demo");
+    let shots = dir.path().join("screens");
     // At the most verbose log level, so the log can be searched for personal data below.
     let output = Command::new(bin())
         .args(["demo", "--keep", keep.to_str().unwrap()])
+        .args(["--screens", shots.to_str().unwrap()])
         .env("RUST_LOG", "trace")
         .env_remove("CLOCKFACE_CONFIG")
         .output()
@@ -135,4 +141,27 @@ fn the_demo_plays_a_day_and_verifies() {
     }
     let (code, _, err) = run(&["--data-dir", keep.to_str().unwrap(), "verify"]);
     assert_eq!(code, 0, "{err}");
+    // The touchscreen followed the day, headless: one 800x480 PNG per screen change.
+    let mut pngs: Vec<String> = std::fs::read_dir(&shots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pngs.sort();
+    for page in [
+        "idle",
+        "admin",
+        "consent",
+        "enrolling",
+        "accepted",
+        "already",
+        "rejected",
+        "pin",
+    ] {
+        assert!(
+            pngs.iter().any(|p| p.ends_with(&format!("-{page}.png"))),
+            "no {page} screen in {pngs:?}"
+        );
+    }
+    let first = image::open(shots.join(&pngs[0])).unwrap();
+    assert_eq!((first.width(), first.height()), (800, 480));
 }

@@ -146,7 +146,7 @@ fn key_text_is_on_the_screens_in_each_language() {
             Language::English,
             "Already checked in 1 min ago: nothing new was recorded",
         ),
-        ("capture", Language::SimplifiedChinese, "请再靠近一点"),
+        ("capture", Language::SimplifiedChinese, "请保持不动"),
         (
             "challenge",
             Language::English,

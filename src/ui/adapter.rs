@@ -62,6 +62,17 @@ pub fn select_language(l: Language) {
     }
 }
 
+/// Shows a camera frame (RGB) behind the face box on the capture pages.
+pub fn set_preview(app: &AppWindow, frame: &crate::vision::image::Frame) {
+    let buf = slint::SharedPixelBuffer::<slint::Rgb8Pixel>::clone_from_slice(
+        &frame.data,
+        frame.width,
+        frame.height,
+    );
+    app.global::<Kiosk>()
+        .set_preview(slint::Image::from_rgb8(buf));
+}
+
 /// Writes the whole state into the `Kiosk` global.
 pub fn publish(app: &AppWindow, s: &UiState) {
     let k = app.global::<Kiosk>();

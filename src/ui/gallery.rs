@@ -59,7 +59,7 @@ pub fn scenarios() -> Vec<(&'static str, UiState)> {
             with(&|st| {
                 st.page = PageId::Capture;
                 st.name = "Alex Morgan".into();
-                st.code = "too_far".into();
+                st.code = "hold_still".into();
                 st.face_box = Some([0.36, 0.22, 0.28, 0.42]);
             }),
         ),
@@ -194,6 +194,20 @@ pub fn scenarios() -> Vec<(&'static str, UiState)> {
     ]
 }
 
+/// A camera view for the capture pages: a real test photo framed as the kiosk camera sees a
+/// person, with the face box the real detector finds. None without the models or photos.
+pub fn camera_view() -> Option<(crate::vision::image::Frame, [f32; 4])> {
+    use crate::camera::replay::{fit, head_and_shoulders};
+    let photo = crate::vision::runtime::dev_cache().join("photos/obama.jpg");
+    let photo = crate::vision::image::Frame::open(&photo).ok()?;
+    let mut v = crate::vision::Vision::load(&crate::vision::VisionConfig::default()).ok()?;
+    let face = v.detect(&photo).ok()?.into_iter().next()?;
+    let view = fit(&head_and_shoulders(&photo, &face), 640, 480);
+    let f = v.detect(&view).ok()?.into_iter().next()?;
+    let [x, y, w, h] = f.bbox;
+    Some((view, [x / 640.0, y / 480.0, w / 640.0, h / 480.0]))
+}
+
 /// The file name of one rendering.
 pub fn file_name(screen: &str, lang: Language, (w, h): (u32, u32)) -> String {
     let l = match lang {
@@ -206,6 +220,7 @@ pub fn file_name(screen: &str, lang: Language, (w, h): (u32, u32)) -> String {
 /// Renders `screens` (all when empty) in both languages at `sizes` into `dir`; returns the files.
 pub fn render(dir: &Path, screens: &[&str], sizes: &[(u32, u32)]) -> crate::Result<Vec<String>> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+    let camera = camera_view();
     let mut out = Vec::new();
     for (name, state) in scenarios() {
         if !screens.is_empty() && !screens.contains(&name) {
@@ -215,7 +230,13 @@ pub fn render(dir: &Path, screens: &[&str], sizes: &[(u32, u32)]) -> crate::Resu
             for lang in [Language::English, Language::SimplifiedChinese] {
                 let mut st = state.clone();
                 st.language = lang;
+                if let (Some((_, b)), Some(_)) = (&camera, st.face_box) {
+                    st.face_box = Some(*b);
+                }
                 let h = super::headless::Headless::new(size.0, size.1, st, None)?;
+                if let Some((frame, _)) = &camera {
+                    h.set_preview(frame);
+                }
                 let f = file_name(name, lang, size);
                 h.save_png(&dir.join(&f))?;
                 out.push(f);

@@ -89,6 +89,11 @@ impl Headless {
         Ok(h)
     }
 
+    /// Shows a camera frame on the capture pages.
+    pub fn set_preview(&self, frame: &crate::vision::image::Frame) {
+        super::adapter::set_preview(&self.app, frame);
+    }
+
     /// Publishes the controller's state (after changing it directly).
     pub fn refresh(&self) {
         let st = self.controller.borrow().state.clone();
