@@ -511,3 +511,27 @@ async fn motion_sensor_wakes_the_idle_screen() {
     let (records, _) = h.finish().await;
     assert!(records.is_empty(), "motion alone records nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_mode_opens_with_the_admin_pin_and_refuses_a_wrong_one() {
+    let mut h = start(false, VisionConfig::default());
+    h.until("idle", |r| matches!(r, Report::Screen(Screen::Idle { .. })))
+        .await;
+    // An employee's PIN is not an admin PIN.
+    h.ui.send(UiInput::AdminPin("1234".into())).unwrap();
+    h.until(
+        "refusal",
+        |r| matches!(r, Report::Screen(Screen::Rejected { code, .. }) if code == "admin_pin_wrong"),
+    )
+    .await;
+    h.until("idle", |r| matches!(r, Report::Screen(Screen::Idle { .. })))
+        .await;
+    h.ui.send(UiInput::AdminPin("9999".into())).unwrap();
+    h.until(
+        "admin mode",
+        |r| matches!(r, Report::Screen(Screen::Admin { name }) if name == "Admin"),
+    )
+    .await;
+    let (records, _) = h.finish().await;
+    assert!(records.is_empty(), "admin entry is not attendance");
+}

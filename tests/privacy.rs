@@ -465,3 +465,67 @@ fn departed_employees_checkins_are_pseudonymised_once_acknowledged() {
         "{e}"
     );
 }
+
+#[test]
+fn admin_pin_entry_matches_any_admin_and_locks_as_a_whole() {
+    use clockface::store::roster::{AdminPinCheck, PinCheck};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, clock) = open(dir.path());
+    assert_eq!(
+        store.check_admin_pin("1234").unwrap(),
+        AdminPinCheck::NoAdminPin
+    );
+    for (id, admin, pin) in [
+        ("A1", true, "739214"),
+        ("A2", true, "551208"),
+        ("E1", false, "111111"),
+    ] {
+        store
+            .upsert_employee(
+                "A1",
+                &Employee {
+                    id: id.into(),
+                    display_name: "Someone".into(),
+                    active: true,
+                    is_admin: admin,
+                },
+            )
+            .unwrap();
+        store.set_pin("A1", id, pin).unwrap();
+    }
+    // An employee's PIN does not open admin mode.
+    assert_eq!(
+        store.check_admin_pin("111111").unwrap(),
+        AdminPinCheck::Wrong
+    );
+    // A2's PIN opens it as A2, and does not count as a failure against A1.
+    assert_eq!(
+        store.check_admin_pin("551208").unwrap(),
+        AdminPinCheck::Ok("A2".into())
+    );
+    assert_eq!(
+        store.check_pin("A1", "000000").unwrap(),
+        PinCheck::Wrong { before_lockout: 3 },
+        "only the employee-PIN guess above counted against A1"
+    );
+    // Guessing locks admin entry as a whole; the right PIN is then refused too.
+    let mut last = AdminPinCheck::Wrong;
+    for _ in 0..5 {
+        last = store.check_admin_pin("999999").unwrap();
+    }
+    let t0 = clock.wall_ms_now();
+    assert!(
+        matches!(last, AdminPinCheck::LockedOut { until_ms } if until_ms > t0),
+        "{last:?}"
+    );
+    assert!(matches!(
+        store.check_admin_pin("739214").unwrap(),
+        AdminPinCheck::LockedOut { .. }
+    ));
+    // After the lockout the right PIN works.
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(
+        store.check_admin_pin("739214").unwrap(),
+        AdminPinCheck::Ok("A1".into())
+    );
+}

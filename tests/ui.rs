@@ -206,6 +206,31 @@ fn taps_on_the_pin_pad_type_digits_and_send_them() {
 }
 
 #[test]
+fn the_admin_button_asks_for_an_admin_pin() {
+    let st = scenarios()
+        .into_iter()
+        .find(|(n, _)| *n == "idle")
+        .unwrap()
+        .1;
+    let h = Headless::new(800, 480, st, None).unwrap();
+    tap(&h, "IdlePage::admin");
+    assert_eq!(h.controller.borrow().state.page, PageId::Pin);
+    assert!(
+        texts(&h)
+            .iter()
+            .any(|s| s.starts_with("Admin mode: enter your admin PIN"))
+    );
+    for key in ["key7", "key3", "key9", "key2", "key1", "key4"] {
+        tap(&h, &format!("PinPage::{key}"));
+    }
+    tap(&h, "PinPage::ok");
+    assert_eq!(
+        h.commands.borrow().as_slice(),
+        &[Command::Kiosk(UiInput::AdminPin("739214".into()))]
+    );
+}
+
+#[test]
 fn admin_buttons_open_pages_with_store_data_switch_language_and_exit() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, _) = common::open(dir.path());

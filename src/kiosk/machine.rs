@@ -104,6 +104,12 @@ pub enum Event {
         /// Accepted?
         given: bool,
     },
+    /// An admin PIN typed at the idle screen matched nobody (the runner checked it; a match
+    /// arrives as [`Event::Badge`] with the admin).
+    AdminPinFailed {
+        /// Admin PIN entry is locked out.
+        locked: bool,
+    },
 }
 
 /// What the screen shows; the UI renders it, the demo prints it.
@@ -574,6 +580,23 @@ impl Machine {
                 })];
             }
             return vec![];
+        }
+        if let (State::Idle, Event::AdminPinFailed { locked }) = (&self.state, &event) {
+            self.verdict(now);
+            let (reason, code) = if *locked {
+                ("admin PIN entry locked: try again later", "admin_locked")
+            } else {
+                ("wrong admin PIN", "admin_pin_wrong")
+            };
+            return vec![
+                Effect::Show(Screen::Rejected {
+                    name: None,
+                    reason: reason.into(),
+                    code: code.into(),
+                }),
+                Effect::Led(false),
+                Effect::Buzz(false),
+            ];
         }
         let state = std::mem::replace(&mut self.state, State::Idle);
         match (state, event) {

@@ -42,6 +42,8 @@ pub enum UiInput {
     ExitAdmin,
     /// The consent answer.
     Consent(bool),
+    /// A PIN typed for admin mode at the idle screen.
+    AdminPin(String),
 }
 
 /// What the kiosk did, for the demo's narration, tests and (later) the UI.
@@ -342,6 +344,24 @@ pub async fn run(
                 },
                 UiInput::ExitAdmin => Event::Admin(AdminCmd::Exit),
                 UiInput::Consent(given) => Event::Consent { given },
+                UiInput::AdminPin(digits) if machine.is_idle() => {
+                    use crate::store::roster::AdminPinCheck;
+                    match k.store.check_admin_pin(&digits)? {
+                        AdminPinCheck::Ok(id) => match person(&k.store, &id, model)? {
+                            Some(p) => Event::Badge { badge: String::new(), person: Some(p) },
+                            None => continue,
+                        },
+                        AdminPinCheck::Wrong | AdminPinCheck::NoAdminPin => {
+                            tracing::warn!("wrong admin PIN");
+                            Event::AdminPinFailed { locked: false }
+                        }
+                        AdminPinCheck::LockedOut { .. } => {
+                            tracing::warn!("admin PIN entry locked out");
+                            Event::AdminPinFailed { locked: true }
+                        }
+                    }
+                }
+                UiInput::AdminPin(_) => continue,
             },
             Some(done) = done_rx.recv() => {
                 busy = false;

@@ -76,6 +76,22 @@ pub enum PinCheck {
     },
 }
 
+/// Outcome of an admin PIN typed at the kiosk (no badge says whose it is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminPinCheck {
+    /// The PIN belongs to this active admin.
+    Ok(String),
+    /// No active admin has this PIN; every admin's failure count grew.
+    Wrong,
+    /// Every admin with a PIN is locked out until this time (Unix ms).
+    LockedOut {
+        /// When entry is possible again.
+        until_ms: i64,
+    },
+    /// No active admin has a PIN set: admin mode needs an admin badge.
+    NoAdminPin,
+}
+
 /// Normalises a badge id as readers deliver it: separators and spaces removed, upper case.
 /// `"04:a1:b2 c3"` and `"04A1B2C3"` are the same badge.
 pub fn normalise_badge(raw: &str) -> Result<String> {
@@ -252,6 +268,46 @@ impl Store {
         Ok(Argon2::default()
             .verify_password(pin.as_bytes(), &parsed)
             .is_ok())
+    }
+
+    /// Checks a PIN typed for admin mode against every active admin. A match is checked through
+    /// [`Store::check_pin`], so a locked-out admin stays locked out; no match counts as a failed
+    /// attempt for every admin, so guessing admin PINs locks admin entry as a whole, with the
+    /// same growing lockout that survives a restart.
+    pub fn check_admin_pin(&mut self, pin: &str) -> Result<AdminPinCheck> {
+        let admins: Vec<String> = {
+            let mut stmt = self.conn().prepare(
+                "SELECT id FROM employees WHERE is_admin = 1 AND active = 1 AND pin_hash IS NOT NULL ORDER BY id",
+            )?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        if admins.is_empty() {
+            return Ok(AdminPinCheck::NoAdminPin);
+        }
+        let mut locked: Vec<i64> = Vec::new();
+        for id in &admins {
+            if self.verify_pin(id, pin)? {
+                match self.check_pin(id, pin)? {
+                    PinCheck::Ok => return Ok(AdminPinCheck::Ok(id.clone())),
+                    PinCheck::LockedOut { until_ms } => locked.push(until_ms),
+                    PinCheck::Wrong { .. } => {}
+                }
+            }
+        }
+        locked.clear();
+        for id in &admins {
+            if let PinCheck::LockedOut { until_ms } = self.check_pin(id, pin)? {
+                locked.push(until_ms);
+            }
+        }
+        Ok(if locked.len() == admins.len() {
+            AdminPinCheck::LockedOut {
+                until_ms: locked.into_iter().min().unwrap_or(0),
+            }
+        } else {
+            AdminPinCheck::Wrong
+        })
     }
 
     /// Checks a PIN with brute-force protection that survives restarts: after

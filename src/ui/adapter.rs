@@ -143,6 +143,13 @@ pub fn bind(app: &AppWindow, controller: Rc<RefCell<Controller>>, on_command: Rc
         })
     });
     let r = run.clone();
+    k.on_admin_pin(move || {
+        r(&|c| {
+            c.admin_pin_start();
+            None
+        })
+    });
+    let r = run.clone();
     k.on_pin_back(move || {
         r(&|c| {
             c.pin_back();

@@ -150,6 +150,8 @@ pub struct UiState {
     pub consent_version: String,
     /// The admin in admin mode.
     pub admin_name: String,
+    /// The PIN pad is asking for an admin PIN (opened from the idle screen).
+    pub admin_pin: bool,
     /// Rows of the admin list page.
     pub rows: Vec<RowData>,
     /// The roster search text.
@@ -225,6 +227,7 @@ impl Controller {
     fn on_screen(&mut self, s: &Screen) {
         let st = &mut self.state;
         st.pin.clear();
+        st.admin_pin = false;
         st.face_box = None;
         match s {
             Screen::Idle { face_available } => {
@@ -341,8 +344,13 @@ impl Controller {
         }
     }
 
-    /// The backspace key.
+    /// The backspace key; on an empty admin PIN it cancels back to the idle screen.
     pub fn pin_back(&mut self) {
+        if self.state.admin_pin && self.state.pin.is_empty() {
+            self.state.admin_pin = false;
+            self.state.page = PageId::Idle;
+            return;
+        }
         self.state.pin.pop();
     }
 
@@ -352,7 +360,22 @@ impl Controller {
             return None;
         }
         let digits = std::mem::take(&mut self.state.pin);
-        Some(Command::Kiosk(UiInput::Pin(digits)))
+        Some(Command::Kiosk(if self.state.admin_pin {
+            UiInput::AdminPin(digits)
+        } else {
+            UiInput::Pin(digits)
+        }))
+    }
+
+    /// The Admin button on the idle screen: the PIN pad asks for an admin PIN.
+    pub fn admin_pin_start(&mut self) {
+        if self.state.page == PageId::Idle {
+            self.state.page = PageId::Pin;
+            self.state.admin_pin = true;
+            self.state.name.clear();
+            self.state.code = "admin_pin".into();
+            self.state.pin.clear();
+        }
     }
 
     /// An answer on the consent page.
@@ -546,6 +569,30 @@ mod tests {
         assert_eq!(c.admin_open(PageId::Admin), None);
         assert_eq!(c.state.page, PageId::Admin);
         assert_eq!(c.admin_exit(), Some(Command::Kiosk(UiInput::ExitAdmin)));
+    }
+
+    #[test]
+    fn the_admin_pin_goes_to_the_core_as_an_admin_pin() {
+        let mut c = Controller::new("HQ", Language::English);
+        c.admin_pin_start();
+        assert_eq!(
+            (c.state.page, c.state.code.as_str()),
+            (PageId::Pin, "admin_pin")
+        );
+        c.pin_back();
+        assert_eq!(c.state.page, PageId::Idle, "backspace on nothing cancels");
+        c.admin_pin_start();
+        for d in ["7", "3", "9", "2"] {
+            c.pin_key(d);
+        }
+        assert_eq!(
+            c.pin_ok(),
+            Some(Command::Kiosk(UiInput::AdminPin("7392".into())))
+        );
+        // The core answers with a screen; the pad is an employee PIN pad again after that.
+        pin_screen(&mut c);
+        c.pin_key("1");
+        assert_eq!(c.pin_ok(), Some(Command::Kiosk(UiInput::Pin("1".into()))));
     }
 
     #[test]

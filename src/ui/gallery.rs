@@ -16,7 +16,7 @@ fn base() -> UiState {
     UiState {
         site: "Plant 7 — North gate".into(),
         time: "08:57".into(),
-        date: "Mon 30 Nov 2026".into(),
+        date: "2026-11-30".into(),
         face_available: true,
         camera_live: true,
         online: true,
