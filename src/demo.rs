@@ -59,6 +59,8 @@ struct Script<'a> {
     summary: DemoSummary,
     last_screen: Option<Screen>,
     screens: Option<Screenshots>,
+    /// A window showing the touchscreen, when the demo runs in one.
+    window: Option<mpsc::UnboundedSender<Report>>,
 }
 
 /// The touchscreen rendered headless beside the narration: one PNG per screen change.
@@ -124,6 +126,9 @@ impl Script<'_> {
     }
 
     fn narrate(&mut self, r: &Report) {
+        if let Some(w) = &self.window {
+            let _ = w.send(r.clone());
+        }
         if let Some(s) = self.screens.as_mut()
             && !matches!(r, Report::Screen(sc) if self.last_screen.as_ref() == Some(sc))
             && let Err(e) = s.report(r, self.clock.wall_ms())
@@ -361,6 +366,36 @@ pub fn run(
     screens: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<DemoSummary> {
+    run_with_window(keep, screens, out, None)
+}
+
+/// The demo in a window: the touchscreen on this (main) thread follows the scripted day, which
+/// runs on another thread and prints to stdout. Returns when the day is over.
+pub fn run_in_window(keep: Option<PathBuf>, screens: Option<PathBuf>) -> Result<DemoSummary> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let day = std::thread::Builder::new()
+        .name("demo".into())
+        .spawn(move || {
+            let mut out = std::io::stdout();
+            run_with_window(keep.as_deref(), screens.as_deref(), &mut out, Some(tx))
+        })
+        .map_err(|e| Error::io("demo thread", e))?;
+    // The window only mirrors the day: the script, not a finger, drives it.
+    let (input, _ignored) = mpsc::unbounded_channel();
+    let controller = crate::ui::controller::Controller::new("Demo site", Default::default());
+    if let Err(e) = crate::ui::app::run(controller, rx, input, None, Box::new(|| (true, 0))) {
+        tracing::error!(error = %e, "the demo window failed; the day goes on in the terminal");
+    }
+    day.join()
+        .map_err(|_| Error::invalid("demo thread", "panicked"))?
+}
+
+fn run_with_window(
+    keep: Option<&Path>,
+    screens: Option<&Path>,
+    out: &mut dyn Write,
+    window: Option<mpsc::UnboundedSender<Report>>,
+) -> Result<DemoSummary> {
     let tmp = tempfile::Builder::new()
         .prefix("clockface-demo-")
         .tempdir()
@@ -504,6 +539,7 @@ pub fn run(
             summary: DemoSummary::default(),
             last_screen: None,
             screens: shots,
+            window,
         };
         let script = async {
             s.until(30, "start-up", |r| matches!(r, Report::Started(_)))

@@ -75,6 +75,9 @@ enum Cmd {
         /// Render the touchscreen headless and write one PNG per screen change here.
         #[arg(long, value_name = "DIR")]
         screens: Option<PathBuf>,
+        /// Never open a window, even when a display exists.
+        #[arg(long)]
+        headless: bool,
     },
     /// Check the config file.
     Config {
@@ -354,10 +357,19 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
             pin_stdin,
             &mut stdout,
         ),
-        Cmd::Demo { keep, screens } => {
+        Cmd::Demo {
+            keep,
+            screens,
+            headless,
+        } => {
             commands::init_logging("warn");
             clockface::kiosk::tune_allocator();
-            clockface::demo::run(keep.as_deref(), screens.as_deref(), &mut stdout).map(drop)
+            if !headless && clockface::ui::app::display_available() {
+                drop(stdout);
+                clockface::demo::run_in_window(keep, screens).map(drop)
+            } else {
+                clockface::demo::run(keep.as_deref(), screens.as_deref(), &mut stdout).map(drop)
+            }
         }
         Cmd::Config {
             command: ConfigCmd::Check { path },
