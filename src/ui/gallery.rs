@@ -35,6 +35,19 @@ fn rows(list: &[(&str, &str, &str)]) -> Vec<RowData> {
         .collect()
 }
 
+/// An admin list page with these rows.
+fn admin_list(
+    name: &'static str,
+    page: PageId,
+    list: &[(&str, &str, &str)],
+) -> (&'static str, UiState) {
+    let mut st = base();
+    st.page = page;
+    st.admin_name = "Site Admin".into();
+    st.rows = rows(list);
+    (name, st)
+}
+
 /// (name, state) of every screen worth looking at. Names are fictional.
 pub fn scenarios() -> Vec<(&'static str, UiState)> {
     let s = base;
@@ -146,50 +159,41 @@ pub fn scenarios() -> Vec<(&'static str, UiState)> {
                 st.code = "enrolled".into();
             }),
         ),
-        (
+        admin_list(
             "admin-roster",
-            with(&|st| {
-                st.page = PageId::AdminRoster;
-                st.admin_name = "Site Admin".into();
-                st.rows = rows(&[
-                    ("E1001", "Alex Morgan", "E1001 · face ✔ (3)"),
-                    ("E1003", "Jo Kim", "E1003"),
-                    ("E1002", "Sam Rivera", "E1002 · face ✔ (3)"),
-                    ("E1004", "王小明", "E1004 · consent ✔"),
-                ]);
-            }),
+            PageId::AdminRoster,
+            &[
+                ("E1001", "Alex Morgan", "E1001 · face ✔ (3)"),
+                ("E1003", "Jo Kim", "E1003"),
+                ("E1002", "Sam Rivera", "E1002 · face ✔ (3)"),
+                ("E1004", "王小明", "E1004 · consent ✔"),
+            ],
         ),
-        (
+        admin_list(
             "admin-sync",
-            with(&|st| {
-                st.page = PageId::AdminSync;
-                st.admin_name = "Site Admin".into();
-                st.rows = rows(&[
-                    ("", "backend", "https://hub.example.com:8443"),
-                    ("", "queued_checkins", "37"),
-                    ("", "queued_audit", "4"),
-                    ("", "refused", "0"),
-                    ("", "last_success", "2026-11-30T08:41:07.112Z"),
-                    ("", "last_error", "backend unreachable: connection refused"),
-                ]);
-            }),
+            PageId::AdminSync,
+            &[
+                ("", "backend", "https://hub.example.com:8443"),
+                ("", "queued_checkins", "37"),
+                ("", "queued_audit", "4"),
+                ("", "refused", "0"),
+                ("", "last_success", "2026-11-30T08:41:07.112Z"),
+                ("", "last_error", "backend unreachable: connection refused"),
+            ],
         ),
-        (
+        admin_list(
             "admin-about",
-            with(&|st| {
-                st.page = PageId::AdminAbout;
-                st.admin_name = "Site Admin".into();
-                st.rows = rows(&[
-                    ("", "version", env!("CARGO_PKG_VERSION")),
-                    ("", "device_id", "01a226b4-07d6-777a-8c93-0cb788021bc1"),
-                    (
-                        "",
-                        "public_key",
-                        "d814d05b1bd7052ea108ee3febd4c219d90c9ba1240454cbfb753d6c6268bb33",
-                    ),
-                    ("", "licence", "GPL-3.0-or-later"),
-                ]);
-            }),
+            PageId::AdminAbout,
+            &[
+                ("", "version", env!("CARGO_PKG_VERSION")),
+                ("", "device_id", "01a226b4-07d6-777a-8c93-0cb788021bc1"),
+                (
+                    "",
+                    "public_key",
+                    "d814d05b1bd7052ea108ee3febd4c219d90c9ba1240454cbfb753d6c6268bb33",
+                ),
+                ("", "licence", "GPL-3.0-or-later"),
+            ],
         ),
     ]
 }
