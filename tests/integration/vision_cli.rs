@@ -1,6 +1,6 @@
 //! The `clockface vision` commands as integrators call them: JSON fields and errors.
 
-mod common;
+use crate::common;
 
 use clockface::vision::runtime;
 use common::run;

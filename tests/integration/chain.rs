@@ -1,6 +1,6 @@
 //! Chain and signature verification, and tamper detection on the stored records.
 
-mod common;
+use crate::common;
 
 use clockface::Error;
 use clockface::commands;

@@ -2,7 +2,7 @@
 //! sequence number; it is SIGKILLed at random moments; after every kill the store must open
 //! cleanly, verify, and hold every acknowledged record.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

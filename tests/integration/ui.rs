@@ -2,7 +2,7 @@
 //! languages and both panel sizes has real content, and taps (pointer events at the buttons'
 //! positions) on the PIN pad and the admin buttons drive the controller and change the screen.
 
-mod common;
+use crate::common;
 
 use clockface::kiosk::runner::UiInput;
 use clockface::ui::controller::{Command, Language, PageId};

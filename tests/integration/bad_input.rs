@@ -1,7 +1,7 @@
 //! Bad input: each case gives a clear error naming the cause, and nothing already recorded is
 //! lost.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

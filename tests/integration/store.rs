@@ -1,6 +1,6 @@
 //! Store behaviour seen from outside: migrations, export, device show, the demo.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

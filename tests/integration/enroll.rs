@@ -1,6 +1,6 @@
 //! `clockface roster add` and `clockface enroll`: integrator paths onto the roster.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,6 +1,6 @@
 //! Retention and deletion, proved on the bytes on disk, with a simulated clock.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Roster, consent and sealed templates: encryption at rest, consent gating, deletion.
 
-mod common;
+use crate::common;
 
 use clockface::store::roster::Employee;
 use common::*;

@@ -1,7 +1,7 @@
 //! The appliance commands as systemd and a newcomer run them: `clockface run` (READY, SIGTERM,
 //! STOPPING) and `clockface demo`.
 
-mod common;
+use crate::common;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};

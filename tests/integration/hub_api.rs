@@ -1,7 +1,7 @@
 //! The `clockface-hub` binary end to end: its admin commands, a kiosk syncing to it with the
 //! `clockface` binary, and schemathesis fuzzing the running hub against docs/openapi.yaml.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Sync against the real hub over HTTP on loopback, with faults injected by a proxy: whatever
 //! the network does, no record is lost and none is stored twice at the backend.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

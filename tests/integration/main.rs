@@ -1,0 +1,27 @@
+//! Clockface's integration tests, one binary: every module links the whole appliance (Slint,
+//! ONNX Runtime, SQLite, the HTTP stack), so one test binary instead of sixteen keeps a debug
+//! build to a fraction of the disk and link time.
+//!
+//! Each module is one area: `store`, `chain`, `crash`, `bad_input`, `roster`, `enroll`, `vision`,
+//! `vision_cli`, `machine`, `kiosk`, `run`, `privacy`, `sync`, `hub_api`, `ui`, `units`.
+//! `common` has the shared helpers (temporary stores, the binary, the loopback hub and the
+//! fault-injecting proxy in `common::net`).
+
+mod common;
+
+mod bad_input;
+mod chain;
+mod crash;
+mod enroll;
+mod hub_api;
+mod kiosk;
+mod machine;
+mod privacy;
+mod roster;
+mod run;
+mod store;
+mod sync;
+mod ui;
+mod units;
+mod vision;
+mod vision_cli;
