@@ -179,6 +179,69 @@ impl BadgeReader for EvdevWedge {
     }
 }
 
+/// A keyboard-wedge reader that may be absent or unplugged: opens the device when it appears
+/// and reopens it after it goes away, so a reader plugged in after boot (or re-plugged) works
+/// without restarting the kiosk, and badge + PIN never stops because of it. Logs only changes.
+pub struct ReconnectingWedge {
+    path: PathBuf,
+    inner: Option<EvdevWedge>,
+    /// Whether the absence was already logged.
+    told: bool,
+    /// Pause between attempts to open a missing reader.
+    retry: Duration,
+}
+
+impl ReconnectingWedge {
+    /// A reader for `path`; nothing is opened until the first read.
+    pub fn new(path: &Path) -> Self {
+        ReconnectingWedge {
+            path: path.to_owned(),
+            inner: None,
+            told: false,
+            retry: Duration::from_secs(2),
+        }
+    }
+
+    /// Shortens the pause between attempts (tests).
+    pub fn with_retry(mut self, retry: Duration) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+impl BadgeReader for ReconnectingWedge {
+    fn read(&mut self) -> Result<Option<String>> {
+        loop {
+            let Some(reader) = self.inner.as_mut() else {
+                match EvdevWedge::open(&self.path) {
+                    Ok(r) => {
+                        tracing::info!(device = %self.path.display(), "badge reader connected");
+                        self.inner = Some(r);
+                        self.told = false;
+                    }
+                    Err(e) => {
+                        if !self.told {
+                            tracing::warn!(error = %e, "badge reader not present; badge + PIN waits for it, PIN and face keep working");
+                            self.told = true;
+                        }
+                        std::thread::sleep(self.retry);
+                    }
+                }
+                continue;
+            };
+            match reader.read() {
+                Ok(b) => return Ok(b),
+                Err(e) => {
+                    tracing::warn!(error = %e, "badge reader lost; reopening it");
+                    self.inner = None;
+                    self.told = true;
+                    std::thread::sleep(self.retry);
+                }
+            }
+        }
+    }
+}
+
 /// MFRC522 registers and commands used here (datasheet section 9).
 mod reg {
     pub const COMMAND: u8 = 0x01;
@@ -337,7 +400,7 @@ pub type Opened = (Box<dyn BadgeReader>, Option<mpsc::Sender<String>>);
 /// Opens the configured reader.
 pub fn open(cfg: &BadgeConfig) -> Result<Opened> {
     Ok(match cfg.kind {
-        BadgeKind::Evdev => (Box::new(EvdevWedge::open(&cfg.device)?), None),
+        BadgeKind::Evdev => (Box::new(ReconnectingWedge::new(&cfg.device)), None),
         BadgeKind::Mfrc522 => (Box::new(Mfrc522::open(cfg.spi_bus, cfg.spi_cs)?), None),
         BadgeKind::Sim => {
             let (r, tx) = SimBadge::new();
@@ -353,6 +416,38 @@ mod tests {
     fn press(d: &mut WedgeDecoder, code: u16) -> Option<String> {
         d.feed(EV_KEY, code, 1);
         d.feed(EV_KEY, code, 0)
+    }
+
+    fn key_events(codes: &[u16]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &c in codes {
+            for value in [1i32, 0] {
+                out.extend_from_slice(&[0u8; 16]);
+                out.extend_from_slice(&EV_KEY.to_ne_bytes());
+                out.extend_from_slice(&c.to_ne_bytes());
+                out.extend_from_slice(&value.to_ne_bytes());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_reader_that_appears_after_start_is_opened_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("event-kbd");
+        let mut r = ReconnectingWedge::new(&path).with_retry(Duration::from_millis(20));
+        let p = path.clone();
+        let plug = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            // "42" then Enter, as a keyboard-wedge reader types it.
+            std::fs::write(&p, key_events(&[5, 3, 28])).unwrap();
+        });
+        assert_eq!(r.read().unwrap(), Some("42".into()));
+        plug.join().unwrap();
+        // The "device" ends (a regular file hits EOF, as an unplugged reader errors): the reader
+        // reopens it instead of failing for good, and reads what the new device sends.
+        std::fs::write(&path, key_events(&[8, 28])).unwrap();
+        assert_eq!(r.read().unwrap(), Some("7".into()));
     }
 
     #[test]
