@@ -12,6 +12,36 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Merges `over` into `base` key by key (tables recursively, values replaced), pushing each
+/// leaf key set, dotted under `prefix`, onto `keys`. Used to lay provisioning and settings
+/// changed at the kiosk over a config.
+pub fn merge_tables(
+    base: &mut toml::Table,
+    over: &toml::Table,
+    prefix: &str,
+    keys: &mut Vec<String>,
+) {
+    for (k, v) in over {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o, &path, keys),
+            (_, toml::Value::Table(o)) => {
+                let mut t = toml::Table::new();
+                merge_tables(&mut t, o, &path, keys);
+                base.insert(k.clone(), toml::Value::Table(t));
+            }
+            _ => {
+                base.insert(k.clone(), v.clone());
+                keys.push(path);
+            }
+        }
+    }
+}
+
 /// Where the appliance looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/clockface/clockface.toml";
 
@@ -42,6 +72,18 @@ pub struct Config {
     pub ui: UiConfig,
     /// Diagnostics.
     pub log: LogConfig,
+    /// The health endpoint for monitoring and the update check.
+    pub health: HealthConfig,
+}
+
+/// `[health]`: `GET /health` for fleet monitoring and the boot check that keeps or rolls back
+/// an update.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Address the endpoint listens on, such as "127.0.0.1:8780". It reports no personal data.
+    /// Empty: no endpoint. Default "" (the appliance image sets "127.0.0.1:8780").
+    pub listen: String,
 }
 
 /// `[ui]`: the touchscreen.
@@ -614,6 +656,15 @@ impl Config {
                     "{:?} is not a level; allowed: {}",
                     self.log.level,
                     LOG_LEVELS.join(", ")
+                ),
+            );
+        }
+        let listen = &self.health.listen;
+        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+            bad(
+                "health.listen",
+                format!(
+                    "{listen:?} is not an address; allowed: \"\" (off) or IP:PORT such as \"127.0.0.1:8780\""
                 ),
             );
         }

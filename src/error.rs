@@ -52,6 +52,10 @@ pub enum Error {
     #[error("{0}; nothing was lost, the queue is kept for the next attempt")]
     Network(String),
 
+    /// The running kiosk is not serving, or its health endpoint does not answer.
+    #[error("{0}")]
+    Unhealthy(String),
+
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
 

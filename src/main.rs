@@ -140,6 +140,46 @@ enum Cmd {
         #[command(subcommand)]
         command: BenchCmd,
     },
+    /// Apply a provisioning file (backend, pairing code, site, Wi-Fi, host name) at first boot.
+    Provision {
+        /// The provisioning file (on the appliance: /boot/firmware/clockface-provision.toml).
+        file: PathBuf,
+        /// Config to write [default: --config or /etc/clockface/clockface.toml].
+        #[arg(long, value_name = "PATH")]
+        config_out: Option<PathBuf>,
+        /// Base config used when the config does not exist yet.
+        #[arg(long, value_name = "PATH", default_value = clockface::commands::appliance::IMAGE_BASE_CONFIG)]
+        base: PathBuf,
+        /// wpa_supplicant configuration to write for [wifi].
+        #[arg(
+            long,
+            value_name = "PATH",
+            default_value = "/etc/wpa_supplicant/wpa_supplicant-wlan0.conf"
+        )]
+        wifi_out: PathBuf,
+        /// Host name file to write for `hostname`.
+        #[arg(long, value_name = "PATH", default_value = "/etc/hostname")]
+        hostname_out: PathBuf,
+        /// Group that may read the written config (the kiosk service's group).
+        #[arg(long, value_name = "NAME")]
+        group: Option<String>,
+        /// Remove the file once applied (it holds secrets), leaving FILE.done; on refusal write
+        /// the reasons to FILE.error.
+        #[arg(long)]
+        consume: bool,
+    },
+    /// Ask the running kiosk's health endpoint; exit 0 only when it is serving.
+    Health {
+        /// Endpoint address [default: health.listen from the config, else 127.0.0.1:8780].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Keep asking for up to this many seconds until the kiosk is healthy.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        wait: u64,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -378,6 +418,53 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
                 .or_else(|| source.config.clone())
                 .unwrap_or_else(|| clockface::config::DEFAULT_CONFIG_PATH.into());
             commands::config_check(&path, &mut stdout)
+        }
+        Cmd::Provision {
+            file,
+            config_out,
+            base,
+            wifi_out,
+            hostname_out,
+            group,
+            consume,
+        } => {
+            commands::init_logging("info");
+            let targets = commands::appliance::ProvisionTargets {
+                config: config_out
+                    .or_else(|| source.config.clone())
+                    .unwrap_or_else(|| clockface::config::DEFAULT_CONFIG_PATH.into()),
+                base,
+                wifi: wifi_out,
+                hostname: hostname_out,
+                group,
+            };
+            commands::appliance::provision(&file, &targets, consume, &mut stdout).map(drop)
+        }
+        Cmd::Health { listen, wait, json } => {
+            let listen = match listen {
+                Some(l) => l,
+                None => {
+                    let cfg = source.load_or_default()?;
+                    if cfg.health.listen.is_empty() {
+                        "127.0.0.1:8780".into()
+                    } else {
+                        cfg.health.listen
+                    }
+                }
+            };
+            let healthy = commands::appliance::health(
+                &listen,
+                std::time::Duration::from_secs(wait),
+                json,
+                &mut stdout,
+            )?;
+            if healthy {
+                Ok(())
+            } else {
+                Err(Error::Unhealthy(format!(
+                    "the kiosk at {listen} is not serving"
+                )))
+            }
         }
         Cmd::Verify { json } => commands::verify(&load()?, json, &mut stdout).map(drop),
         Cmd::Export {

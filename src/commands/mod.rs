@@ -5,6 +5,7 @@
 //! default `/etc/clockface/clockface.toml` is used when present; without either, `--data-dir`
 //! alone is enough (defaults for the rest), which lets an operator verify a copied store.
 
+pub mod appliance;
 pub mod kiosk;
 pub mod vision;
 

@@ -3,8 +3,9 @@
 //! [`machine`] is pure — events in, effects out — and owns every policy decision (direction,
 //! anti-passback, fallbacks to PIN, challenges, enrolment with consent). [`runner`] owns the
 //! I/O: camera, vision worker, badge reader, PIN input, GPIO, store, signals and systemd
-//! notifications. [`notify`] speaks the `sd_notify` protocol.
+//! notifications. [`notify`] speaks the `sd_notify` protocol. [`health`] answers `GET /health`.
 
+pub mod health;
 pub mod machine;
 pub mod notify;
 pub mod runner;

@@ -296,6 +296,7 @@ pub async fn run(
     // Retention purge at start and then daily.
     let mut next_purge = Instant::now();
     let mut span = tracing::Span::none();
+    let health = start_health(&k)?;
     tokio::pin!(shutdown);
     notifier.ready();
     tracing::info!(face = ?k.availability, "kiosk ready");
@@ -380,6 +381,9 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 ticks += 1;
+                if let Some((h, _)) = &health {
+                    h.tick();
+                }
                 if Instant::now() >= next_purge && machine.is_idle() {
                     next_purge = Instant::now() + Duration::from_secs(86_400);
                     if let Err(e) = k.store.purge(k.config.retention.policy(), false) {
@@ -465,6 +469,9 @@ pub async fn run(
     }
     notifier.stopping();
     tracing::info!("kiosk stopping");
+    if let Some((_, task)) = health {
+        task.abort();
+    }
     for pin in [Pin::Relay, Pin::Green, Pin::Red, Pin::Buzzer] {
         let _ = k.gpio.set(pin, false);
     }
@@ -585,6 +592,35 @@ fn execute(
             }
         }
     }
+}
+
+/// The health endpoint's shared state and its server task.
+type HealthTask = (
+    Arc<super::health::Shared>,
+    tokio::task::JoinHandle<Result<()>>,
+);
+
+/// The health endpoint, when `[health] listen` asks for one.
+fn start_health(k: &Kiosk) -> Result<Option<HealthTask>> {
+    if k.config.health.listen.is_empty() {
+        return Ok(None);
+    }
+    let listener = super::health::bind(&k.config.health.listen)?;
+    let mut opts = crate::store::StoreOptions::from_config(&k.config);
+    opts.read_only = true;
+    let shared = Arc::new(super::health::Shared::new(
+        k.config.device.clone(),
+        k.availability.clone(),
+        k.camera.status.clone(),
+        Store::open(&opts, k.clock.clone())?,
+    ));
+    shared.tick();
+    let task = tokio::spawn(super::health::serve(
+        listener,
+        shared.clone(),
+        std::future::pending(),
+    ));
+    Ok(Some((shared, task)))
 }
 
 /// Builds a kiosk from the config with its real (or configured simulated) backends.

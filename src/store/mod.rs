@@ -393,11 +393,9 @@ impl Store {
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let wal = PathBuf::from(format!("{}-wal", self.db_path.display()));
-        let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         Ok(StoreStats {
             schema_version: migrations::current_version(c)?,
-            db_bytes: size(&self.db_path) + size(&wal),
+            db_bytes: self.disk_bytes(),
             checkins: count("SELECT count(*) FROM records WHERE outcome = 1")?,
             failed_attempts: count("SELECT count(*) FROM records WHERE outcome = 2")?,
             unsynced: count("SELECT count(*) FROM records WHERE synced_at_ms IS NULL")?,
@@ -408,6 +406,24 @@ impl Store {
             first_ms,
             last_ms,
         })
+    }
+
+    /// The database file plus its WAL, in bytes.
+    fn disk_bytes(&self) -> u64 {
+        let wal = PathBuf::from(format!("{}-wal", self.db_path.display()));
+        let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        size(&self.db_path) + size(&wal)
+    }
+
+    /// The newest record's sequence number and the bytes on disk: the cheap part of
+    /// [`Store::stats`], for the health endpoint that is polled every few seconds.
+    pub fn head_and_size(&self) -> Result<(u64, u64)> {
+        let head: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(seq), 0) FROM records", [], |r| {
+                    r.get(0)
+                })?;
+        Ok((head as u64, self.disk_bytes()))
     }
 
     /// Reads an integer pragma of the store's own connection (for diagnostics and tests).

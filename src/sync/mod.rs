@@ -372,7 +372,8 @@ pub fn reconcile(sent: &[PendingEntry], acks: &[Ack]) -> Reconciled {
     out
 }
 
-fn free_bytes(dir: &Path) -> u64 {
+/// Free bytes for unprivileged writers on the file system holding `dir` (0 when unknown).
+pub(crate) fn free_bytes(dir: &Path) -> u64 {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
         return 0;

@@ -1,7 +1,6 @@
 //! The kiosk end to end in simulation: real models, the replay camera showing real photos, a
 //! simulated badge reader, PIN pad and GPIO, a real store.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! build to a fraction of the disk and link time.
 //!
 //! Each module is one area: `store`, `chain`, `crash`, `bad_input`, `roster`, `enroll`, `vision`,
-//! `vision_cli`, `machine`, `kiosk`, `run`, `privacy`, `sync`, `hub_api`, `ui`, `units`.
+//! `vision_cli`, `machine`, `kiosk`, `run`, `privacy`, `sync`, `hub_api`, `ui`, `units`, `ota`.
 //! `common` has the shared helpers (temporary stores, the binary, the loopback hub and the
 //! fault-injecting proxy in `common::net`).
 
@@ -16,6 +16,7 @@ mod enroll;
 mod hub_api;
 mod kiosk;
 mod machine;
+mod ota;
 mod privacy;
 mod roster;
 mod run;

@@ -74,6 +74,80 @@ fn run_notifies_systemd_and_stops_cleanly_on_sigterm() {
     assert_eq!(code, 0, "{e}");
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn run_answers_health_checks_without_camera_or_badge_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let listen = format!("127.0.0.1:{}", free_port());
+    // No camera and the badge reader unplugged: the kiosk still starts and serves PIN check-in.
+    let cfg = common::write_config(
+        dir.path(),
+        &data,
+        &format!(
+            "[device]\nname = \"Door 3\"\nsite = \"Depot\"\n[camera]\ndevice = \"/dev/video-not-here\"\n[gpio]\nkind = \"sim\"\n[badge]\nkind = \"evdev\"\ndevice = \"/dev/input/by-id/not-plugged-in\"\n[health]\nlisten = \"{listen}\"\n"
+        ),
+    );
+    let mut child = Command::new(bin())
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .env_remove("CLOCKFACE_CONFIG")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out, err) = run(&["health", "--listen", &listen, "--wait", "60", "--json"]);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(code, 0, "{out}\n{err}\n{log}");
+    let h: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(h["ok"], true, "{h}");
+    assert_eq!(h["face_ok"], false, "no camera, so no face check-in: {h}");
+    assert_eq!(h["device_name"], "Door 3");
+    assert_eq!(h["site"], "Depot");
+    assert_eq!(h["head_seq"], 0);
+    assert_eq!(h["paired"], false);
+    assert_eq!(h["slot"], "", "not an A/B system");
+    assert!(h["db_bytes"].as_u64().unwrap() > 0);
+    assert!(h["loop_ms_ago"].as_u64().unwrap() < 10_000);
+    assert!(
+        h["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("camera")),
+        "{h}"
+    );
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(
+        log.contains("badge reader not present"),
+        "the log says the reader is missing:\n{log}"
+    );
+    // Once the kiosk is gone, the health check fails and says where it looked.
+    let (code, _, err) = run(&["health", "--listen", &listen]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("nothing answers at http://{listen}/health")),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_demo_plays_a_day_and_verifies() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,553 @@
+//! `clockface provision` (first-boot provisioning from a file on the boot partition) and
+//! `clockface health` (asks the running kiosk's health endpoint).
+//!
+//! One SD image serves a whole fleet: what differs per kiosk — backend URL and pairing code,
+//! device and site name, Wi-Fi, host name, the backend's CA — comes from
+//! `clockface-provision.toml`, which a fleet manager drops on the card's FAT boot partition.
+//! The image's `clockface-provision.service` applies it at boot, before the kiosk starts. The
+//! whole file is checked first and every problem reported at once; nothing is written unless it
+//! all holds. With `--consume` the file (which holds secrets, on a partition anyone holding the
+//! card can read) is removed after it was applied, leaving a `.done` note without the secrets,
+//! or a `.error` note beside it when it was refused.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::{self, Problem};
+use crate::error::{Error, Result};
+
+/// Where the appliance image keeps its own default config, the base of the first provisioning.
+pub const IMAGE_BASE_CONFIG: &str = "/usr/share/clockface/clockface.toml";
+
+/// The provisioning file, as a fleet manager writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvisionFile {
+    /// Host name of the kiosk.
+    hostname: Option<String>,
+    /// PEM of the CA that signs the backend's certificate (pinned: only it is trusted).
+    backend_ca: Option<String>,
+    /// Settings of clockface.toml, merged over the config in force.
+    kiosk: Option<toml::Table>,
+    /// The Wi-Fi network to join.
+    wifi: Option<Wifi>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wifi {
+    /// ISO 3166 country code: the radio's regulatory domain.
+    country: String,
+    ssid: String,
+    /// WPA2/WPA3-personal passphrase; empty for an open network.
+    #[serde(default)]
+    psk: String,
+    /// Whether the network hides its SSID.
+    #[serde(default)]
+    hidden: bool,
+}
+
+/// Where `provision` writes.
+#[derive(Debug, Clone)]
+pub struct ProvisionTargets {
+    /// The kiosk config (on the appliance a symlink into the data partition).
+    pub config: PathBuf,
+    /// Base config used when `config` does not exist yet.
+    pub base: PathBuf,
+    /// wpa_supplicant configuration for wlan0.
+    pub wifi: PathBuf,
+    /// Host name file.
+    pub hostname: PathBuf,
+    /// Group that may read the written config (the kiosk's service group), if it exists.
+    pub group: Option<String>,
+}
+
+/// What `provision` changed (for its output; no secrets).
+#[derive(Debug, Default, serde::Serialize, PartialEq)]
+pub struct Provisioned {
+    /// Config keys set from the file, dotted.
+    pub config_keys: Vec<String>,
+    /// Whether a Wi-Fi network was configured (its SSID, not its passphrase).
+    pub wifi_ssid: Option<String>,
+    /// Host name set.
+    pub hostname: Option<String>,
+    /// Whether the backend CA was pinned.
+    pub backend_ca: bool,
+}
+
+/// `clockface provision FILE`: checks the whole file, then writes the config, Wi-Fi and host
+/// name. With `consume`, removes FILE afterwards (leaving FILE.done), or writes FILE.error.
+pub fn provision(
+    file: &Path,
+    targets: &ProvisionTargets,
+    consume: bool,
+    out: &mut dyn Write,
+) -> Result<Provisioned> {
+    let result = apply(file, targets);
+    if consume {
+        let note = |ext: &str, text: String| {
+            let p = PathBuf::from(format!("{}.{ext}", file.display()));
+            if let Err(e) = std::fs::write(&p, text) {
+                tracing::error!(path = %p.display(), error = %e, "cannot write provisioning note");
+            }
+        };
+        match &result {
+            Ok(done) => {
+                std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;
+                let _ = std::fs::remove_file(format!("{}.error", file.display()));
+                note(
+                    "done",
+                    format!(
+                        "applied at {}; the file was removed because it held secrets\n{}\n",
+                        crate::store::export::rfc3339_ms(chrono::Utc::now().timestamp_millis()),
+                        serde_json::to_string_pretty(done).expect("serialisable")
+                    ),
+                );
+            }
+            Err(e) => note(
+                "error",
+                format!("{e}\nnothing was applied; fix the file and reboot\n"),
+            ),
+        }
+    }
+    let done = result?;
+    let _ = writeln!(
+        out,
+        "provisioned: {} config key(s){}{}{}",
+        done.config_keys.len(),
+        done.wifi_ssid
+            .as_ref()
+            .map(|s| format!(", Wi-Fi {s:?}"))
+            .unwrap_or_default(),
+        done.hostname
+            .as_ref()
+            .map(|h| format!(", host name {h}"))
+            .unwrap_or_default(),
+        if done.backend_ca {
+            ", backend CA pinned"
+        } else {
+            ""
+        }
+    );
+    Ok(done)
+}
+
+fn apply(file: &Path, t: &ProvisionTargets) -> Result<Provisioned> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::ConfigRead {
+        path: file.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let invalid = |problems: Vec<Problem>| Error::ConfigInvalid {
+        path: file.to_owned(),
+        problems,
+    };
+    let pf: ProvisionFile = toml::from_str(&text).map_err(|e| {
+        invalid(vec![Problem {
+            key: String::new(),
+            line: e.span().map(|s| text[..s.start].lines().count().max(1)),
+            message: e.message().to_string(),
+        }])
+    })?;
+    let mut problems = Vec::new();
+    let mut bad = |key: &str, message: String| {
+        problems.push(Problem {
+            key: key.into(),
+            line: None,
+            message,
+        })
+    };
+
+    if let Some(h) = &pf.hostname
+        && !valid_hostname(h)
+    {
+        bad(
+            "hostname",
+            format!(
+                "{h:?} is not a host name; allowed: 1 to 63 letters, digits and '-', not starting or ending with '-'"
+            ),
+        );
+    }
+    if let Some(w) = &pf.wifi {
+        for (key, why) in wifi_problems(w) {
+            bad(key, why);
+        }
+    }
+    let ca_path = t
+        .config
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join("backend-ca.pem");
+    if let Some(pem) = &pf.backend_ca
+        && let Err(why) = check_ca(pem)
+    {
+        bad("backend_ca", why);
+    }
+
+    // The config: current (or the image's base), the file's [kiosk] table merged over it.
+    let base_path = if t.config.exists() {
+        &t.config
+    } else {
+        &t.base
+    };
+    let mut table: toml::Table = match std::fs::read_to_string(base_path) {
+        Ok(s) => s
+            .parse()
+            .map_err(|e: toml::de::Error| Error::ConfigInvalid {
+                path: base_path.clone(),
+                problems: vec![Problem {
+                    key: String::new(),
+                    line: None,
+                    message: format!("not valid TOML: {}", e.message()),
+                }],
+            })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+        Err(e) => return Err(Error::io(base_path, e)),
+    };
+    let mut keys = Vec::new();
+    if let Some(k) = &pf.kiosk {
+        config::merge_tables(&mut table, k, "", &mut keys);
+    }
+    if pf.backend_ca.is_some() {
+        let sync = table
+            .entry("sync")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(sync) = sync.as_table_mut()
+            && !sync.contains_key("ca_file")
+        {
+            sync.insert(
+                "ca_file".into(),
+                toml::Value::String(ca_path.display().to_string()),
+            );
+            keys.push("sync.ca_file".into());
+        }
+    }
+    let merged = toml::to_string(&table).expect("a TOML table serialises");
+    if let Err(ps) = config::check_str(&merged) {
+        for p in ps {
+            let key = if p.key.is_empty() {
+                "kiosk".to_string()
+            } else {
+                format!("kiosk.{}", p.key)
+            };
+            bad(&key, p.message);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+
+    // Everything holds: write.
+    let gid = t.group.as_deref().and_then(group_id);
+    if let Some(pem) = &pf.backend_ca {
+        write_atomic(&ca_path, pem.as_bytes(), 0o644, None)?;
+    }
+    let header = format!(
+        "# Written by `clockface provision` from {} — the image's defaults are in {}.\n\
+         # Edit with care: `clockface config check` before restarting the kiosk.\n\n",
+        file.display(),
+        IMAGE_BASE_CONFIG
+    );
+    write_atomic(
+        &t.config,
+        format!("{header}{merged}").as_bytes(),
+        0o640,
+        gid,
+    )?;
+    let mut done = Provisioned {
+        config_keys: keys,
+        backend_ca: pf.backend_ca.is_some(),
+        ..Default::default()
+    };
+    if let Some(w) = &pf.wifi {
+        write_atomic(&t.wifi, wpa_supplicant_conf(w).as_bytes(), 0o600, None)?;
+        done.wifi_ssid = Some(w.ssid.clone());
+    }
+    if let Some(h) = &pf.hostname {
+        write_atomic(&t.hostname, format!("{h}\n").as_bytes(), 0o644, None)?;
+        done.hostname = Some(h.clone());
+    }
+    tracing::info!(
+        keys = done.config_keys.len(),
+        wifi = done.wifi_ssid.is_some(),
+        "provisioning applied"
+    );
+    Ok(done)
+}
+
+fn valid_hostname(h: &str) -> bool {
+    (1..=63).contains(&h.len())
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !h.starts_with('-')
+        && !h.ends_with('-')
+}
+
+fn wifi_problems(w: &Wifi) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if w.country.len() != 2 || !w.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        out.push((
+            "wifi.country",
+            format!(
+                "{:?} is not a country code; allowed: two capital letters such as \"CN\" or \"DE\"",
+                w.country
+            ),
+        ));
+    }
+    if !(1..=32).contains(&w.ssid.len()) {
+        out.push((
+            "wifi.ssid",
+            format!("is {} bytes long; allowed: 1 to 32", w.ssid.len()),
+        ));
+    }
+    let printable = w.psk.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if !w.psk.is_empty() && (!(8..=63).contains(&w.psk.len()) || !printable) {
+        out.push((
+            "wifi.psk",
+            "allowed: \"\" (open network) or a passphrase of 8 to 63 printable ASCII characters"
+                .into(),
+        ));
+    }
+    out
+}
+
+/// wpa_supplicant's configuration for one network. The SSID is written in hex, so any bytes in
+/// it are safe; the passphrase is printable ASCII (checked) and wpa_supplicant reads a quoted
+/// value up to the line's last quote.
+fn wpa_supplicant_conf(w: &Wifi) -> String {
+    let mut s = format!(
+        "# Written by `clockface provision`.\nctrl_interface=DIR=/run/wpa_supplicant\nupdate_config=0\ncountry={}\n\nnetwork={{\n    ssid={}\n",
+        w.country,
+        hex::encode(w.ssid.as_bytes())
+    );
+    if w.hidden {
+        s.push_str("    scan_ssid=1\n");
+    }
+    if w.psk.is_empty() {
+        s.push_str("    key_mgmt=NONE\n");
+    } else {
+        s.push_str(&format!(
+            "    key_mgmt=WPA-PSK SAE\n    ieee80211w=1\n    psk=\"{}\"\n",
+            w.psk
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn check_ca(pem: &str) -> std::result::Result<(), String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("holds no \"BEGIN CERTIFICATE\" block".into());
+    }
+    rustls::RootCertStore::empty()
+        .add_parsable_certificates(certs)
+        .1
+        .eq(&0)
+        .then_some(())
+        .ok_or_else(|| "a certificate in it does not parse".into())
+}
+
+fn group_id(name: &str) -> Option<libc::gid_t> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getgrnam takes a NUL-terminated name and returns a pointer to static storage (or
+    // null), read at once; provisioning runs single-threaded.
+    let g = unsafe { libc::getgrnam(c.as_ptr()) };
+    if g.is_null() {
+        None
+    } else {
+        Some(unsafe { (*g).gr_gid })
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, fsyncs, sets mode (and group), renames.
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32, gid: Option<libc::gid_t>) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(&tmp, e))?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::fchown(&f, None, Some(gid)).map_err(|e| Error::io(&tmp, e))?;
+    }
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// `clockface health`: asks the running kiosk's `GET /health` and prints it. With `wait`, keeps
+/// asking until the kiosk answers healthy or the time is up (the boot check of an update).
+/// `Ok(true)` when healthy.
+pub fn health(listen: &str, wait: Duration, json: bool, out: &mut dyn Write) -> Result<bool> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
+    let deadline = std::time::Instant::now() + wait;
+    let last = rt.block_on(async {
+        loop {
+            let r = crate::kiosk::health::fetch(listen, Duration::from_secs(5)).await;
+            let healthy = matches!(&r, Ok((200, h)) if h.ok);
+            if healthy || std::time::Instant::now() >= deadline {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let (code, h) = last?;
+    super::emit(out, json, &h, |out| {
+        let _ = writeln!(
+            out,
+            "{} (HTTP {code}), clockface {}, up {} s, slot {}",
+            if h.ok {
+                if h.face_ok {
+                    "healthy"
+                } else {
+                    "serving (badge + PIN only)"
+                }
+            } else {
+                "NOT serving"
+            },
+            h.version,
+            h.uptime_s,
+            if h.slot.is_empty() { "-" } else { &h.slot }
+        );
+        let _ = writeln!(
+            out,
+            "camera {}, head #{}, {} bytes, {} queued{}",
+            h.camera,
+            h.head_seq,
+            h.db_bytes,
+            h.queued_checkins,
+            if h.paired { "" } else { ", not paired" }
+        );
+        for p in &h.problems {
+            let _ = writeln!(out, "  - {p}");
+        }
+    });
+    Ok(code == 200 && h.ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(dir: &Path) -> ProvisionTargets {
+        ProvisionTargets {
+            config: dir.join("etc/clockface.toml"),
+            base: dir.join("base.toml"),
+            wifi: dir.join("etc/wpa_supplicant-wlan0.conf"),
+            hostname: dir.join("etc/hostname"),
+            group: None,
+        }
+    }
+
+    #[test]
+    fn a_good_file_merges_over_the_base_and_writes_wifi_and_hostname() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = targets(dir.path());
+        std::fs::write(
+            &t.base,
+            "[device]\nname = \"Image default\"\n[camera]\nfps = 10\n",
+        )
+        .unwrap();
+        let file = dir.path().join("clockface-provision.toml");
+        std::fs::write(
+            &file,
+            "hostname = \"kiosk-lobby\"\n[kiosk.device]\nsite = \"HQ\"\n[kiosk.sync]\nurl = \"https://hub.example:8443\"\npairing_code = \"ABCD-1234\"\n[wifi]\ncountry = \"CN\"\nssid = \"Office \\\"5G\\\"\"\npsk = \"correct horse\"\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let done = provision(&file, &t, true, &mut out).unwrap();
+        assert_eq!(
+            done.config_keys,
+            ["device.site", "sync.pairing_code", "sync.url"]
+        );
+        let cfg = crate::config::Config::load(&t.config).unwrap();
+        assert_eq!(cfg.device.name, "Image default");
+        assert_eq!(cfg.device.site, "HQ");
+        assert_eq!(cfg.camera.fps, 10);
+        assert_eq!(cfg.sync.url, "https://hub.example:8443");
+        let wifi = std::fs::read_to_string(&t.wifi).unwrap();
+        assert!(wifi.contains(&format!("ssid={}", hex::encode("Office \"5G\""))));
+        assert!(wifi.contains("psk=\"correct horse\""));
+        assert!(wifi.contains("country=CN"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&t.wifi).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&t.hostname).unwrap(),
+            "kiosk-lobby\n"
+        );
+        // Consumed: the secrets are gone from the boot partition, a note without them stays.
+        assert!(!file.exists());
+        let note =
+            std::fs::read_to_string(dir.path().join("clockface-provision.toml.done")).unwrap();
+        assert!(note.contains("sync.pairing_code"));
+        assert!(!note.contains("ABCD-1234") && !note.contains("correct horse"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = targets(dir.path());
+        std::fs::create_dir_all(t.config.parent().unwrap()).unwrap();
+        std::fs::write(&t.config, "[device]\nname = \"Kept\"\n").unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(
+            &file,
+            "hostname = \"-bad_name\"\nbackend_ca = \"not a pem\"\n[kiosk.sync]\nurl = \"ftp://x\"\nbatch_size = 0\n[kiosk.camera]\nfsp = 3\n[wifi]\ncountry = \"china\"\nssid = \"\"\npsk = \"short\"\n",
+        )
+        .unwrap();
+        let err = provision(&file, &t, true, &mut Vec::new()).unwrap_err();
+        let msg = err.to_string();
+        for key in [
+            "hostname",
+            "backend_ca",
+            "wifi.country",
+            "wifi.ssid",
+            "wifi.psk",
+            "kiosk.sync.url",
+            "kiosk.sync.batch_size",
+            "kiosk.camera.fsp",
+        ] {
+            assert!(msg.contains(key), "{key} missing from: {msg}");
+        }
+        assert_eq!(err.exit_code(), 2);
+        // Nothing changed, the file stays for the fleet manager, with the reasons beside it.
+        assert_eq!(
+            std::fs::read_to_string(&t.config).unwrap(),
+            "[device]\nname = \"Kept\"\n"
+        );
+        assert!(!t.wifi.exists() && !t.hostname.exists());
+        assert!(file.exists());
+        let note = std::fs::read_to_string(dir.path().join("p.toml.error")).unwrap();
+        assert!(note.contains("wifi.psk") && note.contains("nothing was applied"));
+    }
+
+    #[test]
+    fn an_unknown_top_level_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, "hostnme = \"x\"\n").unwrap();
+        let err = provision(&file, &targets(dir.path()), false, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("hostnme"), "{err}");
+    }
+}
