@@ -201,6 +201,8 @@ fn a_slot_kernel_lands_in_its_own_boot_directory() {
     assert!(slot.join("bcm2711-rpi-4-b.dtb").exists());
     let cmdline = std::fs::read_to_string(slot.join("cmdline.txt")).unwrap();
     assert!(cmdline.contains("root=PARTUUID=c10cface-03") && cmdline.contains("rauc.slot=B"));
+    // Read-write: without it the root stays read-only and timesyncd and logind fail to start.
+    assert!(cmdline.split_whitespace().any(|w| w == "rw"), "{cmdline}");
     // A root file system without a kernel is refused and the slot's files stay as they were.
     let o = b.call(&["install-boot-files", "B", b.dir.path().to_str().unwrap()]);
     assert!(!o.status.success());
