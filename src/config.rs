@@ -510,6 +510,16 @@ impl Config {
         })
     }
 
+    /// This config with `over` (a partial config table) merged over it, validated as a whole.
+    pub fn with_overrides(&self, over: &toml::Table) -> std::result::Result<Config, Vec<Problem>> {
+        let mut table = match toml::Value::try_from(self) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => toml::Table::new(),
+        };
+        merge_tables(&mut table, over, "", &mut Vec::new());
+        check_str(&toml::to_string(&table).expect("a TOML table serialises"))
+    }
+
     /// Semantic checks that types alone cannot express.
     pub fn validate(&self) -> Vec<Problem> {
         let mut out = Vec::new();

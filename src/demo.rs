@@ -174,7 +174,7 @@ impl Script<'_> {
                             "screen: {name} already checked in {ago} ago (nothing recorded twice)"
                         )
                     }
-                    Screen::Admin { name } => format!("screen: admin mode ({name})"),
+                    Screen::Admin { name, .. } => format!("screen: admin mode ({name})"),
                     Screen::Consent { name, text_version } => {
                         format!("screen: consent text v{text_version} for {name}")
                     }

@@ -7,6 +7,8 @@
 //!
 //! Module map:
 //! - [`config`] — the TOML config file: defaults, validation that reports every problem at once.
+//! - [`settings`] — what a site admin may change on the touchscreen; checked, audited, kept in
+//!   the store and merged over the config file.
 //! - [`clock`] — wall time, synchronised flag (`adjtimex`), boot id, monotonic time;
 //!   [`clock::SimClock`] for tests.
 //! - [`store`] — SQLite store in the data dir: migrations, device identity and keys, signed
@@ -36,6 +38,7 @@ pub mod error;
 pub mod hub;
 pub mod hw;
 pub mod kiosk;
+pub mod settings;
 pub mod store;
 pub mod sync;
 pub mod ui;

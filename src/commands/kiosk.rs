@@ -60,13 +60,16 @@ pub fn run(cfg: Config) -> Result<()> {
     let admin = crate::ui::admin::StoreAdmin {
         store: Store::open(&opts, clock.clone())?,
         config: cfg.clone(),
+        changed: Some(ui_tx.clone()),
     };
     let status_store = Store::open(&opts, clock)?;
-    let language = crate::ui::controller::Language::parse(&cfg.ui.language).unwrap_or_default();
-    let site = if cfg.device.site.is_empty() {
-        cfg.device.name.clone()
+    // Language and site as in force, with what admins changed at the kiosk.
+    let eff = crate::settings::effective(&cfg, &admin.store)?;
+    let language = crate::ui::controller::Language::parse(&eff.ui.language).unwrap_or_default();
+    let site = if eff.device.site.is_empty() {
+        eff.device.name.clone()
     } else {
-        cfg.device.site.clone()
+        eff.device.site.clone()
     };
     let ui = crate::ui::app::run(
         crate::ui::controller::Controller::new(&site, language),

@@ -174,6 +174,8 @@ pub enum Screen {
     Admin {
         /// The admin.
         name: String,
+        /// The admin's employee id: the actor of changes made on the admin pages.
+        id: String,
     },
     /// Consent screen before face enrolment.
     Consent {
@@ -347,6 +349,11 @@ impl Machine {
     /// Replaces the policy (the backend sent a new one); the next step uses it.
     pub fn set_policy(&mut self, policy: PolicyConfig) {
         self.policy = policy;
+    }
+
+    /// Replaces the face thresholds (an admin changed them); the next decision uses them.
+    pub fn set_thresholds(&mut self, thr: Thresholds) {
+        self.thr = thr;
     }
 
     /// Seeds anti-passback after a restart: `employee` was accepted `ago_ms` before `now`.
@@ -875,6 +882,7 @@ impl Machine {
         if p.is_admin {
             let screen = Screen::Admin {
                 name: p.name.clone(),
+                id: p.id.clone(),
             };
             let audit = Effect::Audit {
                 actor: p.id.clone(),

@@ -44,6 +44,8 @@ pub enum UiInput {
     Consent(bool),
     /// A PIN typed for admin mode at the idle screen.
     AdminPin(String),
+    /// An admin changed settings (already checked and stored): reload them.
+    SettingsChanged,
 }
 
 /// What the kiosk did, for the demo's narration, tests and (later) the UI.
@@ -219,17 +221,14 @@ pub async fn run(
             let _ = tx.send(r);
         }
     };
+    // The file's config stays as given; what admins changed at the kiosk is merged over it.
+    let file_config = k.config.clone();
+    k.config = crate::settings::effective(&file_config, &k.store)?;
     let vcfg = k.config.vision.clone();
     let model = vcfg.embedder.name();
-    let thr = Thresholds {
-        verify: vcfg.match_threshold(),
-        identify: vcfg.identify_threshold(),
-        liveness: vcfg.liveness_threshold,
-        liveness_frames: vcfg.liveness_frames as usize,
-    };
     let policy = effective_policy(&k.store, &k.config)?;
     k.store.set_policy_version(policy.version);
-    let mut machine = Machine::new(policy, thr, k.vision.is_some());
+    let mut machine = Machine::new(policy, thresholds(&vcfg), k.vision.is_some());
     let mut roster_changed = k.outbox.as_ref().map(|o| o.roster_changed.clone());
     // Anti-passback survives a restart: seed it from the store.
     let window_ms = k.config.policy.anti_passback_minutes as i64 * 60_000;
@@ -363,6 +362,21 @@ pub async fn run(
                     }
                 }
                 UiInput::AdminPin(_) => continue,
+                UiInput::SettingsChanged => {
+                    k.config = crate::settings::effective(&file_config, &k.store)?;
+                    let policy = effective_policy(&k.store, &k.config)?;
+                    k.store.set_policy_version(policy.version);
+                    machine.set_policy(policy);
+                    machine.set_thresholds(thresholds(&k.config.vision));
+                    if let Some((h, _)) = &health {
+                        h.set_device(k.config.device.clone());
+                    }
+                    if let Some(o) = &k.outbox {
+                        o.wake.notify_one();
+                    }
+                    tracing::info!("settings changed at the kiosk are in force");
+                    continue;
+                }
             },
             Some(done) = done_rx.recv() => {
                 busy = false;
@@ -591,6 +605,16 @@ fn execute(
                 }
             }
         }
+    }
+}
+
+/// The face thresholds the machine decides with.
+fn thresholds(v: &crate::vision::VisionConfig) -> Thresholds {
+    Thresholds {
+        verify: v.match_threshold(),
+        identify: v.identify_threshold(),
+        liveness: v.liveness_threshold,
+        liveness_frames: v.liveness_frames as usize,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod export;
 pub mod keys;
 pub mod migrations;
+pub mod overrides;
 pub mod record;
 pub mod retention;
 pub mod roster;

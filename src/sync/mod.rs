@@ -436,6 +436,12 @@ pub fn spawn_outbox(
                     if *stop_rx.borrow() {
                         break;
                     }
+                    // Settings an admin changed at the kiosk (the backend URL) apply from the
+                    // next round.
+                    let config = crate::settings::effective(&config, &store).unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "cannot read the settings changed at the kiosk");
+                        config.clone()
+                    });
                     let delay = match outbox_round(&mut store, &config).await {
                         Ok(None) => interval,
                         Ok(Some(rep)) => {

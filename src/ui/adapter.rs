@@ -30,6 +30,7 @@ fn page(p: PageId) -> Page {
         PageId::AdminRetention => Page::AdminRetention,
         PageId::AdminSettings => Page::AdminSettings,
         PageId::AdminAbout => Page::AdminAbout,
+        PageId::AdminEdit => Page::AdminEdit,
     }
 }
 
@@ -52,6 +53,7 @@ fn page_id(p: Page) -> PageId {
         Page::AdminRetention => PageId::AdminRetention,
         Page::AdminSettings => PageId::AdminSettings,
         Page::AdminAbout => PageId::AdminAbout,
+        Page::AdminEdit => PageId::AdminEdit,
     }
 }
 
@@ -104,6 +106,17 @@ pub fn publish(app: &AppWindow, s: &UiState) {
     k.set_admin_name(text(&s.admin_name));
     k.set_search_text(text(&s.search));
     k.set_notice(text(&s.notice));
+    let e = &s.editing;
+    k.set_edit_setting(text(&e.key));
+    k.set_edit_label(text(super::admin::label_code(&e.key)));
+    k.set_edit_kind(text(&e.kind));
+    k.set_edit_value(text(&e.value));
+    k.set_edit_shift(e.shift);
+    let options: Vec<SharedString> = e.options.iter().map(|o| text(o)).collect();
+    let current = k.get_edit_options();
+    if current.row_count() != options.len() || current.iter().zip(&options).any(|(a, b)| a != *b) {
+        k.set_edit_options(ModelRc::new(VecModel::from(options)));
+    }
     let rows: Vec<Row> = s
         .rows
         .iter()
@@ -170,8 +183,35 @@ pub fn bind(app: &AppWindow, controller: Rc<RefCell<Controller>>, on_command: Rc
     k.on_search(move |t| r(&|c| c.search(&t)));
     let r = run.clone();
     k.on_set_language(move |l| r(&|c| c.set_language(&l)));
-    let r = run;
+    let r = run.clone();
     k.on_purge_now(move || r(&|c| c.purge()));
+    let r = run.clone();
+    k.on_edit(move |key| r(&|c| c.edit(&key)));
+    let r = run.clone();
+    k.on_edit_step(move |dir| {
+        r(&|c| {
+            c.edit_step(dir);
+            None
+        })
+    });
+    let r = run.clone();
+    k.on_edit_choose(move |v| {
+        r(&|c| {
+            c.edit_choose(&v);
+            None
+        })
+    });
+    let r = run.clone();
+    k.on_edit_type(move |key| {
+        r(&|c| {
+            c.edit_key(&key);
+            None
+        })
+    });
+    let r = run.clone();
+    k.on_edit_save(move || r(&|c| c.edit_save()));
+    let r = run;
+    k.on_edit_cancel(move || r(&|c| c.edit_cancel()));
 }
 
 /// The admin data source, shared by the callbacks of one window.
@@ -197,6 +237,39 @@ pub fn handle_locally(c: &Command, ctl: &Rc<RefCell<Controller>>, admin: &Shared
                 let notice = a.purge();
                 let (rows, _) = a.rows(page, &search);
                 ctl.borrow_mut().set_rows(rows, &notice);
+            }
+        }
+        Command::Edit(key) => {
+            let value = match admin.borrow_mut().as_mut() {
+                Some(a) => a.current(key),
+                None => String::new(),
+            };
+            ctl.borrow_mut().start_edit(key, &value);
+        }
+        Command::Save { key, value } => {
+            let actor = ctl.borrow().state.admin_id.clone();
+            let mut admin = admin.borrow_mut();
+            let Some(a) = admin.as_mut() else { return };
+            let result = a.save(&actor, key, value);
+            let ok = result.is_ok();
+            ctl.borrow_mut().saved(result);
+            if ok {
+                if key == "ui.language"
+                    && let Some(l) = Language::parse(value)
+                {
+                    ctl.borrow_mut().state.language = l;
+                    select_language(l);
+                }
+                if key == "device.site" || key == "device.name" {
+                    let site = a.current("device.site");
+                    ctl.borrow_mut().state.site = if site.is_empty() {
+                        a.current("device.name")
+                    } else {
+                        site
+                    };
+                }
+                let (rows, _) = a.rows(PageId::AdminSettings, "");
+                ctl.borrow_mut().set_rows(rows, "saved");
             }
         }
         Command::Kiosk(_) => {}

@@ -6,21 +6,43 @@ use crate::config::Config;
 use crate::store::Store;
 use crate::store::export::rfc3339_ms;
 
-/// Where the admin pages get their rows.
+/// Where the admin pages get their rows, and where settings changes go.
 pub trait AdminSource {
     /// The rows of an admin page (titles are codes the page translates) and a notice code
     /// ("" for none).
     fn rows(&mut self, page: PageId, search: &str) -> (Vec<RowData>, String);
     /// Runs the retention purge now; returns a notice code ("purged" or "purge_failed").
     fn purge(&mut self) -> String;
+    /// The value in force of an editable setting, as its editor starts.
+    fn current(&mut self, key: &str) -> String;
+    /// Checks, stores and audits a setting `actor` entered; `Err` says what is wrong.
+    fn save(&mut self, actor: &str, key: &str, value: &str) -> Result<(), String>;
 }
 
 /// The real source: the kiosk's store and config.
 pub struct StoreAdmin {
     /// A connection of the UI's own.
     pub store: Store,
-    /// The configuration in force.
+    /// The config file's settings (changes made at the kiosk are merged over them).
     pub config: Config,
+    /// Told when a setting changed, so the kiosk core reloads it.
+    pub changed: Option<tokio::sync::mpsc::UnboundedSender<crate::kiosk::runner::UiInput>>,
+}
+
+/// The label code (translated by the pages' `Words.label`) of an editable setting.
+pub fn label_code(key: &str) -> &'static str {
+    match key {
+        "device.name" => "device_name",
+        "device.site" => "site",
+        "sync.url" => "backend_url",
+        "gpio.relay_ms" => "relay",
+        "vision.match_threshold" => "match_threshold",
+        "vision.liveness_threshold" => "liveness_threshold",
+        "policy.direction" => "direction",
+        "policy.out_from" => "out_from",
+        "ui.language" => "language",
+        _ => "",
+    }
 }
 
 fn row(title: &str, detail: impl Into<String>) -> RowData {
@@ -132,37 +154,28 @@ impl StoreAdmin {
                 (rows, String::new())
             }
             PageId::AdminSettings => {
-                let rows = vec![
-                    row("device_name", c.device.name.clone()),
-                    row("site", c.device.site.clone()),
-                    row(
-                        "backend_url",
-                        if c.sync.url.is_empty() {
-                            "—".into()
-                        } else {
-                            c.sync.url.clone()
-                        },
-                    ),
-                    row("relay", format!("{} ms", c.gpio.relay_ms)),
-                    row(
-                        "direction",
-                        format!("{:?} (out from {})", c.policy.direction, c.policy.out_from)
-                            .to_lowercase(),
-                    ),
-                    row(
-                        "anti_passback",
-                        format!("{} min", c.policy.anti_passback_minutes),
-                    ),
-                    row("face_attempts", c.policy.face_attempts.to_string()),
-                    row(
-                        "match_threshold",
-                        format!("{:.2}", c.vision.match_threshold()),
-                    ),
-                    row(
-                        "liveness_threshold",
-                        format!("{:.2}", c.vision.liveness_threshold),
-                    ),
-                ];
+                let c = crate::settings::effective(&self.config, &self.store)?;
+                let mut rows: Vec<RowData> = crate::settings::EDITABLE
+                    .iter()
+                    .map(|s| {
+                        let v = crate::settings::current(&c, s.key);
+                        let shown = match s.key {
+                            _ if v.is_empty() => "—".to_string(),
+                            "gpio.relay_ms" => format!("{v} ms"),
+                            _ => v,
+                        };
+                        RowData {
+                            id: s.key.into(),
+                            title: label_code(s.key).into(),
+                            detail: shown,
+                        }
+                    })
+                    .collect();
+                rows.push(row(
+                    "anti_passback",
+                    format!("{} min", c.policy.anti_passback_minutes),
+                ));
+                rows.push(row("face_attempts", c.policy.face_attempts.to_string()));
                 (rows, "settings_source".into())
             }
             PageId::AdminAbout => {
@@ -194,6 +207,36 @@ impl AdminSource for StoreAdmin {
             tracing::error!(error = %e, "admin page");
             (Vec::new(), "store_error".into())
         })
+    }
+
+    fn current(&mut self, key: &str) -> String {
+        match crate::settings::effective(&self.config, &self.store) {
+            Ok(c) => crate::settings::current(&c, key),
+            Err(e) => {
+                tracing::error!(error = %e, "settings");
+                String::new()
+            }
+        }
+    }
+
+    fn save(&mut self, actor: &str, key: &str, value: &str) -> Result<(), String> {
+        match crate::settings::change(&mut self.store, &self.config, actor, key, value) {
+            Ok(_) => {
+                if let Some(tx) = &self.changed {
+                    let _ = tx.send(crate::kiosk::runner::UiInput::SettingsChanged);
+                }
+                Ok(())
+            }
+            Err(crate::Error::ConfigInvalid { problems, .. }) => Err(problems
+                .iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect::<Vec<_>>()
+                .join("\n")),
+            Err(e) => {
+                tracing::error!(error = %e, "storing a setting failed");
+                Err("store_error".into())
+            }
+        }
     }
 
     fn purge(&mut self) -> String {

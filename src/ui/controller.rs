@@ -50,6 +50,8 @@ pub enum PageId {
     AdminSettings,
     /// Versions, device key, models.
     AdminAbout,
+    /// Changing one setting.
+    AdminEdit,
 }
 
 impl PageId {
@@ -63,6 +65,7 @@ impl PageId {
                 | PageId::AdminRetention
                 | PageId::AdminSettings
                 | PageId::AdminAbout
+                | PageId::AdminEdit
         )
     }
 }
@@ -150,6 +153,8 @@ pub struct UiState {
     pub consent_version: String,
     /// The admin in admin mode.
     pub admin_name: String,
+    /// Their employee id, the actor of settings changes.
+    pub admin_id: String,
     /// The PIN pad is asking for an admin PIN (opened from the idle screen).
     pub admin_pin: bool,
     /// Rows of the admin list page.
@@ -158,6 +163,23 @@ pub struct UiState {
     pub search: String,
     /// A note above an admin list (a result, or why something is not possible).
     pub notice: String,
+    /// The setting being changed on the editor page.
+    pub editing: Editing,
+}
+
+/// The setting on the editor page and the value being entered.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Editing {
+    /// Dotted config key (see [`crate::settings::EDITABLE`]).
+    pub key: String,
+    /// The value as shown and entered so far.
+    pub value: String,
+    /// Which editor: "text", "number", "choice" or "time".
+    pub kind: String,
+    /// The values a choice takes.
+    pub options: Vec<String>,
+    /// The on-screen keyboard's shift key is down.
+    pub shift: bool,
 }
 
 /// What a touch asks for.
@@ -171,6 +193,15 @@ pub enum Command {
     Load(PageId),
     /// Run the retention purge now.
     Purge,
+    /// Open the editor for a setting (the admin source supplies its value).
+    Edit(String),
+    /// Store a setting an admin entered.
+    Save {
+        /// Dotted config key.
+        key: String,
+        /// The value as entered.
+        value: String,
+    },
 }
 
 /// Longest PIN the pad takes (the store allows 4 to 12 digits).
@@ -235,6 +266,7 @@ impl Controller {
                 st.face_available = *face_available;
                 st.name.clear();
                 st.admin_name.clear();
+                st.admin_id.clear();
             }
             Screen::Capture { name, guidance } => {
                 st.page = PageId::Capture;
@@ -271,10 +303,11 @@ impl Controller {
                 st.name = name.clone();
                 st.minutes_ago = *minutes_ago;
             }
-            Screen::Admin { name } => {
+            Screen::Admin { name, id } => {
                 // Coming back to admin home from an admin page keeps the admin's name.
                 st.page = PageId::Admin;
                 st.admin_name = name.clone();
+                st.admin_id = id.clone();
                 st.notice.clear();
             }
             Screen::Consent { name, text_version } => {
@@ -440,6 +473,110 @@ impl Controller {
         self.state.rows = rows;
         self.state.notice = notice.into();
     }
+
+    /// Tapping a row of the settings page: edit that setting.
+    pub fn edit(&mut self, key: &str) -> Option<Command> {
+        (self.state.page == PageId::AdminSettings && crate::settings::find(key).is_some())
+            .then(|| Command::Edit(key.into()))
+    }
+
+    /// Shows the editor for `key`, starting from its value in force.
+    pub fn start_edit(&mut self, key: &str, value: &str) {
+        use crate::settings::Kind;
+        let Some(s) = crate::settings::find(key) else {
+            return;
+        };
+        let (kind, options) = match s.kind {
+            Kind::Text { .. } => ("text", Vec::new()),
+            Kind::Number { .. } => ("number", Vec::new()),
+            Kind::Time => ("time", Vec::new()),
+            Kind::Choice(o) => ("choice", o.iter().map(|s| s.to_string()).collect()),
+        };
+        self.state.page = PageId::AdminEdit;
+        self.state.notice.clear();
+        self.state.editing = Editing {
+            key: key.into(),
+            value: value.into(),
+            kind: kind.into(),
+            options,
+            shift: false,
+        };
+    }
+
+    fn editing(&self) -> Option<&'static crate::settings::Setting> {
+        (self.state.page == PageId::AdminEdit)
+            .then(|| crate::settings::find(&self.state.editing.key))
+            .flatten()
+    }
+
+    /// − (`dir` < 0) or + on a number or time.
+    pub fn edit_step(&mut self, dir: i32) {
+        if let Some(s) = self.editing() {
+            let e = &mut self.state.editing;
+            e.value = crate::settings::step(s, &e.value, dir);
+        }
+    }
+
+    /// Picking one of a choice's values.
+    pub fn edit_choose(&mut self, value: &str) {
+        if self.editing().is_some() && self.state.editing.options.iter().any(|o| o == value) {
+            self.state.editing.value = value.into();
+        }
+    }
+
+    /// A key of the on-screen keyboard: a character, "space", "back" or "shift".
+    pub fn edit_key(&mut self, key: &str) {
+        let Some(s) = self.editing() else { return };
+        let crate::settings::Kind::Text { max } = s.kind else {
+            return;
+        };
+        let e = &mut self.state.editing;
+        match key {
+            "shift" => e.shift = !e.shift,
+            "back" => {
+                e.value.pop();
+            }
+            _ => {
+                let c = if key == "space" { " " } else { key };
+                if c.chars().count() == 1 && e.value.chars().count() < max {
+                    if e.shift {
+                        e.value.push_str(&c.to_uppercase());
+                        e.shift = false;
+                    } else {
+                        e.value.push_str(c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Save on the editor: the value goes to the admin source to be checked and stored.
+    pub fn edit_save(&mut self) -> Option<Command> {
+        self.editing().map(|_| Command::Save {
+            key: self.state.editing.key.clone(),
+            value: self.state.editing.value.clone(),
+        })
+    }
+
+    /// Back on the editor: nothing is stored.
+    pub fn edit_cancel(&mut self) -> Option<Command> {
+        self.editing()?;
+        self.state.page = PageId::AdminSettings;
+        self.state.notice.clear();
+        Some(Command::Load(PageId::AdminSettings))
+    }
+
+    /// The admin source's answer to a save: back to the settings, or the problem shown on the
+    /// editor (the value stays, to be corrected).
+    pub fn saved(&mut self, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                self.state.page = PageId::AdminSettings;
+                self.state.notice = "saved".into();
+            }
+            Err(why) => self.state.notice = why,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -543,6 +680,7 @@ mod tests {
         assert_eq!(c.admin_exit(), None);
         c.on_report(&Report::Screen(Screen::Admin {
             name: "Site Admin".into(),
+            id: "A0001".into(),
         }));
         assert_eq!(
             c.admin_open(PageId::AdminSync),

@@ -8,8 +8,17 @@ use super::controller::{Language, PageId, RowData, UiState};
 pub const SIZES: [(u32, u32); 2] = [(800, 480), (1280, 800)];
 
 /// The screens the README shows (the tests render all of [`scenarios`]).
-pub const README_SCREENS: [&str; 8] = [
-    "idle", "capture", "pin", "accepted", "rejected", "offline", "admin", "consent",
+pub const README_SCREENS: [&str; 10] = [
+    "idle",
+    "capture",
+    "pin",
+    "accepted",
+    "rejected",
+    "offline",
+    "admin",
+    "consent",
+    "admin-settings",
+    "edit-text",
 ];
 
 fn base() -> UiState {
@@ -45,6 +54,27 @@ fn admin_list(
     st.page = page;
     st.admin_name = "Site Admin".into();
     st.rows = rows(list);
+    (name, st)
+}
+
+/// The settings editor for `key` with `value` entered so far.
+fn editing(
+    name: &'static str,
+    key: &str,
+    value: &str,
+    kind: &str,
+    options: &[&str],
+) -> (&'static str, UiState) {
+    let mut st = base();
+    st.page = PageId::AdminEdit;
+    st.admin_name = "Site Admin".into();
+    st.editing = super::controller::Editing {
+        key: key.into(),
+        value: value.into(),
+        kind: kind.into(),
+        options: options.iter().map(|o| o.to_string()).collect(),
+        shift: false,
+    };
     (name, st)
 }
 
@@ -181,6 +211,45 @@ pub fn scenarios() -> Vec<(&'static str, UiState)> {
                 ("", "last_error", "backend unreachable: connection refused"),
             ],
         ),
+        admin_list(
+            "admin-settings",
+            PageId::AdminSettings,
+            &[
+                ("device.name", "device_name", "North gate kiosk"),
+                ("device.site", "site", "Plant 7 — North gate"),
+                ("sync.url", "backend_url", "https://hub.example.com:8443"),
+                ("gpio.relay_ms", "relay", "1500 ms"),
+                ("vision.match_threshold", "match_threshold", "0.50"),
+                ("policy.direction", "direction", "schedule"),
+            ],
+        ),
+        editing(
+            "edit-text",
+            "sync.url",
+            "https://hub.example.com:84",
+            "text",
+            &[],
+        ),
+        editing("edit-number", "gpio.relay_ms", "2100", "number", &[]),
+        editing(
+            "edit-choice",
+            "policy.direction",
+            "schedule",
+            "choice",
+            &["in", "out", "auto", "schedule"],
+        ),
+        {
+            // A refused value: the validator's own message, the value kept for correcting.
+            let (n, mut st) = editing(
+                "edit-problem",
+                "sync.url",
+                "http://hub.example.com",
+                "text",
+                &[],
+            );
+            st.notice = "sync.url: \"http://hub.example.com\" uses plain http to a non-loopback host; allowed: https (http only for 127.0.0.1, ::1 or localhost)".into();
+            (n, st)
+        },
         admin_list(
             "admin-about",
             PageId::AdminAbout,

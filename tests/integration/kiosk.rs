@@ -527,9 +527,78 @@ async fn admin_mode_opens_with_the_admin_pin_and_refuses_a_wrong_one() {
     h.ui.send(UiInput::AdminPin("9999".into())).unwrap();
     h.until(
         "admin mode",
-        |r| matches!(r, Report::Screen(Screen::Admin { name }) if name == "Admin"),
+        |r| matches!(r, Report::Screen(Screen::Admin { name, .. }) if name == "Admin"),
     )
     .await;
     let (records, _) = h.finish().await;
     assert!(records.is_empty(), "admin entry is not attendance");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_changed_by_an_admin_apply_without_a_restart() {
+    let mut h = start(false, VisionConfig::default());
+    h.until("ready", |r| matches!(r, Report::Started(_))).await;
+    // What the settings page does: check and store the change on its own connection, audited
+    // with the admin as actor, then tell the core.
+    let mut ui_store = Store::open(
+        &StoreOptions::from_config(&h.config),
+        Arc::new(SystemClock::new()),
+    )
+    .unwrap();
+    clockface::settings::change(&mut ui_store, &h.config, "A1", "gpio.relay_ms", "400").unwrap();
+    clockface::settings::change(&mut ui_store, &h.config, "A1", "policy.direction", "out").unwrap();
+    // A value the validator refuses changes nothing.
+    let err = clockface::settings::change(&mut ui_store, &h.config, "A1", "sync.url", "ftp://hub")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sync.url"), "{err}");
+    h.ui.send(UiInput::SettingsChanged).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.badge.send("04A1B2C3".into()).unwrap();
+    h.until("the PIN pad", |r| {
+        matches!(r, Report::Screen(Screen::PinPad { .. }))
+    })
+    .await;
+    h.ui.send(UiInput::Pin("1234".into())).unwrap();
+    let seen = h.verdict().await;
+    assert!(
+        seen.iter().any(|r| matches!(
+            r,
+            Report::Screen(Screen::Accepted { direction, .. }) if *direction == clockface::store::record::Direction::Out
+        )),
+        "the new in/out rule applies: {seen:#?}"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let config = h.config.clone();
+    let (_, gpio, _dir) = h.finish_keep().await;
+    let relay: Vec<_> = gpio
+        .changes()
+        .into_iter()
+        .filter(|c| c.pin == Pin::Relay)
+        .collect();
+    let open_ms = relay[1].at_ms - relay[0].at_ms;
+    assert!(
+        (300..1000).contains(&open_ms),
+        "relay open for {open_ms} ms (changed to 400 at the kiosk)"
+    );
+    let store = Store::open(
+        &StoreOptions::from_config(&config),
+        Arc::new(SystemClock::new()),
+    )
+    .unwrap();
+    let changes: Vec<_> = store
+        .recent_audit(50)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action == "setting_changed")
+        .map(|a| (a.actor, a.subject, a.detail))
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(changes.iter().any(|(actor, key, detail)| actor == "A1"
+        && key == "gpio.relay_ms"
+        && detail.contains("\"from\":\"1500\"")
+        && detail.contains("\"to\":\"400\"")));
+    // And after a restart the change is still in force.
+    let again = clockface::settings::effective(&config, &store).unwrap();
+    assert_eq!(again.gpio.relay_ms, 400);
 }

@@ -247,7 +247,11 @@ fn admin_buttons_open_pages_with_store_data_switch_language_and_exit() {
         .unwrap();
     let mut config = clockface::config::Config::default();
     config.store.data_dir = dir.path().to_owned();
-    let admin = clockface::ui::admin::StoreAdmin { store, config };
+    let admin = clockface::ui::admin::StoreAdmin {
+        store,
+        config,
+        changed: None,
+    };
     let st = scenarios()
         .into_iter()
         .find(|(n, _)| *n == "admin")
@@ -309,6 +313,151 @@ fn consent_buttons_answer_the_core() {
         &[
             Command::Kiosk(UiInput::Consent(false)),
             Command::Kiosk(UiInput::Consent(true))
+        ]
+    );
+}
+
+/// The keys of the on-screen keyboard in the order they are laid out (ui/pages/admin.slint).
+const KEYS: [&str; 41] = [
+    "1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "back", "q", "w", "e", "r", "t", "y",
+    "u", "i", "o", "p", "/", "a", "s", "d", "f", "g", "h", "j", "k", "l", ":", "_", "z", "x", "c",
+    "v", "b", "n", "m",
+];
+
+/// Taps one key of the on-screen keyboard by name ("a", ":", "back", ...).
+fn press(h: &Headless, key: &str) {
+    let mut keys = Vec::new();
+    for row in ["digits", "upper", "middle", "lower"] {
+        keys.extend(ElementHandle::find_by_element_id(
+            &h.app,
+            &format!("Keyboard::{row}"),
+        ));
+    }
+    let i = KEYS
+        .iter()
+        .position(|k| *k == key)
+        .or_else(|| {
+            [".", "@"]
+                .iter()
+                .position(|k| *k == key)
+                .map(|i| KEYS.len() + i)
+        })
+        .unwrap_or_else(|| panic!("no key {key:?}"));
+    let (p, size) = (keys[i].absolute_position(), keys[i].size());
+    assert!(
+        size.width >= 48.0 && size.height >= 48.0,
+        "key {key:?} is too small"
+    );
+    h.tap(p.x + size.width / 2.0, p.y + size.height / 2.0);
+}
+
+fn type_on_screen(h: &Headless, text: &str) {
+    for ch in text.chars() {
+        press(h, &ch.to_string());
+    }
+}
+
+fn tap_row(h: &Headless, key: &str) {
+    let i = h
+        .controller
+        .borrow()
+        .state
+        .rows
+        .iter()
+        .position(|r| r.id == key)
+        .unwrap_or_else(|| panic!("no row {key}"));
+    let rows: Vec<_> = ElementHandle::find_by_element_id(&h.app, "ListPage::row-touch").collect();
+    let (p, s) = (rows[i].absolute_position(), rows[i].size());
+    h.tap(p.x + s.width / 2.0, p.y + s.height / 2.0);
+}
+
+#[test]
+fn settings_are_changed_by_taps_checked_stored_audited_and_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = common::open(dir.path());
+    let mut config = clockface::config::Config::default();
+    config.store.data_dir = dir.path().to_owned();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let admin = clockface::ui::admin::StoreAdmin {
+        store,
+        config: config.clone(),
+        changed: Some(tx),
+    };
+    let mut st = scenarios()
+        .into_iter()
+        .find(|(n, _)| *n == "admin")
+        .unwrap()
+        .1;
+    st.admin_id = "A0001".into();
+    let h = Headless::new(800, 480, st, Some(Box::new(admin))).unwrap();
+    tap(&h, "AdminPage::settings");
+    assert_eq!(h.controller.borrow().state.page, PageId::AdminSettings);
+    assert!(texts(&h).iter().any(|s| s == "1500 ms"), "{:?}", texts(&h));
+
+    // The door relay time: + three times, − once, save.
+    tap_row(&h, "gpio.relay_ms");
+    assert_eq!(h.controller.borrow().state.page, PageId::AdminEdit);
+    assert_eq!(h.controller.borrow().state.editing.value, "1500");
+    for _ in 0..3 {
+        tap(&h, "EditPage::plus");
+    }
+    tap(&h, "EditPage::minus");
+    assert!(texts(&h).iter().any(|s| s == "1700 ms"), "{:?}", texts(&h));
+    tap(&h, "EditPage::save");
+    assert_eq!(h.controller.borrow().state.page, PageId::AdminSettings);
+    assert!(texts(&h).iter().any(|s| s == "Saved and in effect."));
+    assert!(texts(&h).iter().any(|s| s == "1700 ms"), "{:?}", texts(&h));
+    assert_eq!(rx.try_recv().ok(), Some(UiInput::SettingsChanged));
+
+    // The backend address typed on the keyboard; plain http to a remote host is refused with
+    // the validator's words, on the editor, and nothing is stored or announced.
+    tap_row(&h, "sync.url");
+    type_on_screen(&h, "http://hub.example.com");
+    assert_eq!(
+        h.controller.borrow().state.editing.value,
+        "http://hub.example.com"
+    );
+    tap(&h, "EditPage::save");
+    let st = h.controller.borrow().state.clone();
+    assert_eq!(st.page, PageId::AdminEdit);
+    assert!(
+        st.notice.contains("sync.url") && st.notice.contains("plain http"),
+        "{}",
+        st.notice
+    );
+    assert!(
+        texts(&h).iter().any(|s| s.contains("plain http")),
+        "{:?}",
+        texts(&h)
+    );
+    assert!(rx.try_recv().is_err());
+    // Corrected: erased with the backspace key up to "http", then "s://…:8443" typed: stored.
+    for _ in 0.."://hub.example.com".len() {
+        press(&h, "back");
+    }
+    assert_eq!(h.controller.borrow().state.editing.value, "http");
+    type_on_screen(&h, "s://hub.example.com:8443");
+    tap(&h, "EditPage::save");
+    assert_eq!(h.controller.borrow().state.page, PageId::AdminSettings);
+    assert_eq!(rx.try_recv().ok(), Some(UiInput::SettingsChanged));
+
+    // In the store: in force after a restart, and audited with the admin as actor.
+    let (store, _) = common::open(dir.path());
+    let eff = clockface::settings::effective(&config, &store).unwrap();
+    assert_eq!(eff.gpio.relay_ms, 1700);
+    assert_eq!(eff.sync.url, "https://hub.example.com:8443");
+    let audit: Vec<_> = store
+        .recent_audit(10)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action == "setting_changed")
+        .map(|a| (a.actor, a.subject))
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            ("A0001".to_string(), "sync.url".to_string()),
+            ("A0001".to_string(), "gpio.relay_ms".to_string())
         ]
     );
 }
