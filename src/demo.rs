@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::camera::CameraStatus;
 use crate::camera::replay::{self, ReplayFeed, Scene};
-use crate::camera::{Camera, CameraStatus};
 use crate::clock::{Clock, ScriptClock};
 use crate::config::{Config, GpioKind};
 use crate::error::{Error, Result};
-use crate::hw::badge::SimBadge;
-use crate::hw::gpio::{Pin, SimGpio};
+use crate::hw::gpio::Pin;
 use crate::kiosk::machine::Screen;
 use crate::kiosk::runner::{self, Kiosk, Report, UiInput};
 use crate::store::record::Outcome;
@@ -478,10 +477,6 @@ fn run_with_window(
     let alex_other = load_photo("obama3.jpg")?;
     let sam = load_photo("biden.jpg")?;
 
-    let feed = ReplayFeed::new();
-    let camera = Camera::spawn(replay::opener(feed.clone(), 10, 640, 480));
-    let gpio = SimGpio::new(clock.clone());
-    let (badge_reader, badge_tx) = SimBadge::new();
     let (mut vision, availability) = Vision::load_or_explain(&config.vision);
     // People stand close to a kiosk: frame each photo head-and-shoulders, as the camera would.
     let (alex, alex_enrol, alex_other, sam) = match vision.as_mut() {
@@ -494,21 +489,18 @@ fn run_with_window(
         None => (alex, alex_enrol, alex_other, sam),
     };
     let sam_on_phone = Arc::new(replay::phone_screen(&sam));
-    let kiosk = Kiosk {
-        config: config.clone(),
+    let (mut kiosk, devices) = Kiosk::simulated(
+        config.clone(),
         store,
-        vision,
-        availability,
-        camera,
-        gpio: Box::new(gpio.clone()),
-        badge: Box::new(badge_reader),
-        clock: clock.clone(),
-        outbox: Some(crate::sync::spawn_outbox(
-            StoreOptions::from_config(&config),
-            config.clone(),
-            clock.clone(),
-        )?),
-    };
+        (vision, availability),
+        clock.clone(),
+        10,
+    );
+    kiosk.outbox = Some(crate::sync::spawn_outbox(
+        StoreOptions::from_config(&config),
+        config.clone(),
+        clock.clone(),
+    )?);
     let (ui_tx, ui_rx) = mpsc::unbounded_channel();
     let (rep_tx, rep_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -533,9 +525,9 @@ fn run_with_window(
             reports: rep_rx,
             clock: clock.clone(),
             day_start,
-            badge: badge_tx,
+            badge: devices.badge,
             ui: ui_tx,
-            feed: feed.clone(),
+            feed: devices.feed,
             summary: DemoSummary::default(),
             last_screen: None,
             screens: shots,

@@ -100,6 +100,47 @@ pub struct Kiosk {
     pub outbox: Option<crate::sync::OutboxHandle>,
 }
 
+/// The handles that drive a kiosk built on simulated devices: what the camera sees, the
+/// outputs it set, and the badge taps.
+pub struct SimDevices {
+    /// The scene the replayed camera shows.
+    pub feed: crate::camera::replay::ReplayFeed,
+    /// The simulated outputs, shared with the kiosk.
+    pub gpio: crate::hw::gpio::SimGpio,
+    /// Sends a badge number as if it were tapped.
+    pub badge: std::sync::mpsc::Sender<String>,
+}
+
+impl Kiosk {
+    /// A kiosk on a replayed camera at `fps` (640x480), simulated GPIO and badge reader, with
+    /// no outbox: the one way the demo and the tests put a kiosk together without hardware.
+    pub fn simulated(
+        config: Config,
+        store: Store,
+        (vision, availability): (Option<Vision>, FaceAvailability),
+        clock: Arc<dyn Clock>,
+        fps: u32,
+    ) -> (Kiosk, SimDevices) {
+        use crate::camera::replay;
+        let feed = replay::ReplayFeed::new();
+        let camera = Camera::spawn(replay::opener(feed.clone(), fps, 640, 480));
+        let gpio = crate::hw::gpio::SimGpio::new(clock.clone());
+        let (reader, badge) = crate::hw::badge::SimBadge::new();
+        let kiosk = Kiosk {
+            config,
+            store,
+            vision,
+            availability,
+            camera,
+            gpio: Box::new(gpio.clone()),
+            badge: Box::new(reader),
+            clock,
+            outbox: None,
+        };
+        (kiosk, SimDevices { feed, gpio, badge })
+    }
+}
+
 /// The policy in force: the backend's when it sent one, else the config's.
 fn effective_policy(store: &Store, config: &Config) -> Result<crate::config::PolicyConfig> {
     Ok(match store.backend_policy()? {
@@ -284,12 +325,17 @@ pub async fn run(
         .expect("spawn badge thread");
 
     let mut camera_status = k.camera.status.clone();
-    let mut pending_pins: Vec<(Instant, Pin, bool)> = Vec::new();
+    let mut act = Actuator {
+        pending: Vec::new(),
+        tapped_at: None,
+        gallery: gallery.clone(),
+        model,
+        dims: vcfg.embedder.dims(),
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut watchdog =
         tokio::time::interval(notifier.watchdog_every.unwrap_or(Duration::from_secs(3600)));
-    let mut tapped_at: Option<Instant> = None;
     let mut motion = false;
     let mut ticks = 0u64;
     // Retention purge at start and then daily.
@@ -307,7 +353,7 @@ pub async fn run(
         let event = tokio::select! {
             _ = &mut shutdown => break,
             Some(b) = badge_rx.recv() => {
-                tapped_at = Some(Instant::now());
+                act.tapped_at = Some(Instant::now());
                 span = tracing::info_span!("checkin", id = %uuid::Uuid::new_v4());
                 let p = match k.store.employee_by_badge(&b)? {
                     Some(e) => person(&k.store, &e.id, model)?,
@@ -419,7 +465,7 @@ pub async fn run(
                     motion = now_motion;
                 }
                 let t = Instant::now();
-                pending_pins.retain(|&(at, pin, on)| {
+                act.pending.retain(|&(at, pin, on)| {
                     if at <= t {
                         if let Err(e) = k.gpio.set(pin, on) { tracing::error!(error = %e, "gpio"); }
                         say(Report::Pin(pin, on));
@@ -448,16 +494,7 @@ pub async fn run(
         let _g = span.enter();
         let effects = machine.step(event, now(&*k.clock));
         let wrote_record = effects.iter().any(|e| matches!(e, Effect::Record(_)));
-        execute(
-            &mut k,
-            effects,
-            &mut pending_pins,
-            &say,
-            &mut tapped_at,
-            &gallery,
-            model,
-            vcfg.embedder.dims(),
-        );
+        execute(&mut k, effects, &mut act, &say);
         if wrote_record && let Some(o) = &k.outbox {
             o.wake.notify_one();
         }
@@ -495,17 +532,23 @@ pub async fn run(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn execute(
-    k: &mut Kiosk,
-    effects: Vec<Effect>,
-    pending: &mut Vec<(Instant, Pin, bool)>,
-    say: &dyn Fn(Report),
-    tapped_at: &mut Option<Instant>,
-    gallery: &Arc<std::sync::Mutex<(Gallery, Vec<String>)>>,
-    model: &str,
+/// What carrying out the machine's effects needs besides the kiosk itself, kept across steps.
+struct Actuator<'a> {
+    /// Pin changes still to come: when, which pin, on or off.
+    pending: Vec<(Instant, Pin, bool)>,
+    /// When the current badge was tapped, for the tap-to-verdict latency report.
+    tapped_at: Option<Instant>,
+    /// The gallery the vision worker identifies against; rebuilt after an enrolment.
+    gallery: Arc<std::sync::Mutex<(Gallery, Vec<String>)>>,
+    /// The embedder's name, which new templates are stored under.
+    model: &'a str,
+    /// The embedder's vector length.
     dims: usize,
-) {
+}
+
+/// Carries out one step's effects in order; a failed record stops the rest of them.
+fn execute(k: &mut Kiosk, effects: Vec<Effect>, act: &mut Actuator, say: &dyn Fn(Report)) {
+    let pending = &mut act.pending;
     let verdict = Duration::from_secs(k.config.policy.verdict_seconds as u64);
     let pulse = |k: &mut Kiosk, pending: &mut Vec<(Instant, Pin, bool)>, pin: Pin, ms: u64| {
         if let Err(e) = k.gpio.set(pin, true) {
@@ -528,7 +571,7 @@ fn execute(
                             employee: r.employee_id.clone(),
                         });
                         // Tap-to-verdict latency of face verdicts (PIN verdicts wait on a person).
-                        if let Some(t) = tapped_at.take()
+                        if let Some(t) = act.tapped_at.take()
                             && matches!(
                                 r.method,
                                 crate::store::record::Method::BadgeFace
@@ -589,13 +632,13 @@ fn execute(
                 embeddings,
             } => {
                 for e in &embeddings {
-                    if let Err(err) = k.store.add_template(&admin, &employee, model, e) {
+                    if let Err(err) = k.store.add_template(&admin, &employee, act.model, e) {
                         say(Report::Error(err.to_string()));
                         break;
                     }
                 }
-                match build_gallery(&k.store, model, dims) {
-                    Ok(g) => *gallery.lock().unwrap() = g,
+                match build_gallery(&k.store, act.model, act.dims) {
+                    Ok(g) => *act.gallery.lock().unwrap_or_else(|p| p.into_inner()) = g,
                     Err(e) => say(Report::Error(e.to_string())),
                 }
             }

@@ -4,11 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use clockface::camera::CameraStatus;
 use clockface::camera::replay::{self, ReplayFeed, Scene};
-use clockface::camera::{Camera, CameraStatus};
 use clockface::clock::SystemClock;
 use clockface::config::{Config, GpioKind};
-use clockface::hw::badge::SimBadge;
 use clockface::hw::gpio::{Pin, SimGpio};
 use clockface::kiosk::machine::Screen;
 use clockface::kiosk::runner::{self, Kiosk, Report, UiInput};
@@ -96,22 +95,13 @@ fn start(consent: bool, vision_cfg: VisionConfig) -> Harness {
         }
         enrol(&mut store, "E2", &["biden.jpg"]);
     }
-    let (vision, availability) = Vision::load_or_explain(&config.vision);
-    let feed = ReplayFeed::new();
-    let camera = Camera::spawn(replay::opener(feed.clone(), 15, 640, 480));
-    let gpio = SimGpio::new(clock.clone());
-    let (reader, badge) = SimBadge::new();
-    let kiosk = Kiosk {
-        config: config.clone(),
+    let (kiosk, devices) = Kiosk::simulated(
+        config.clone(),
         store,
-        vision,
-        availability,
-        camera,
-        gpio: Box::new(gpio.clone()),
-        badge: Box::new(reader),
+        Vision::load_or_explain(&config.vision),
         clock,
-        outbox: None,
-    };
+        15,
+    );
     let (ui, ui_rx) = mpsc::unbounded_channel();
     let (rep_tx, reports) = mpsc::unbounded_channel();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -119,11 +109,11 @@ fn start(consent: bool, vision_cfg: VisionConfig) -> Harness {
         let _ = stop_rx.await;
     }));
     Harness {
-        badge,
+        badge: devices.badge,
         ui,
         reports,
-        feed,
-        gpio,
+        feed: devices.feed,
+        gpio: devices.gpio,
         stop: Some(stop),
         task: Some(task),
         config,
