@@ -32,6 +32,21 @@ fn staged_from(folder: &str, unit: &str, dir: &Path) -> std::path::PathBuf {
     dst
 }
 
+/// Runs `systemd-analyze verify` on a staged unit and fails on any complaint.
+fn assert_verifies(unit: &str, path: &Path) {
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(path)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // systemd-analyze verify exits 0 even on misspelt directives: any stderr is a failure.
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "{unit}: {err}"
+    );
+}
+
 #[test]
 fn units_verify_cleanly_and_rate_2_0_or_better() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,17 +57,7 @@ fn units_verify_cleanly_and_rate_2_0_or_better() {
         "clockface-verify.timer",
     ] {
         let path = staged(unit, dir.path());
-        let out = Command::new("systemd-analyze")
-            .arg("verify")
-            .arg(&path)
-            .output()
-            .expect("systemd-analyze (Debian's systemd package)");
-        let err = String::from_utf8_lossy(&out.stderr);
-        // systemd-analyze verify exits 0 even on misspelt directives: any stderr is a failure.
-        assert!(
-            out.status.success() && err.trim().is_empty(),
-            "{unit}: {err}"
-        );
+        assert_verifies(unit, &path);
         if unit.ends_with(".service") {
             let out = Command::new("systemd-analyze")
                 .args(["security", "--offline=yes", "--threshold=20"])
@@ -79,15 +84,6 @@ fn the_image_units_verify_cleanly() {
         "clockface-grow-data.service",
     ] {
         let path = staged_from("images/rootfs/usr/lib/systemd/system", unit, dir.path());
-        let out = Command::new("systemd-analyze")
-            .arg("verify")
-            .arg(&path)
-            .output()
-            .expect("systemd-analyze (Debian's systemd package)");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && err.trim().is_empty(),
-            "{unit}: {err}"
-        );
+        assert_verifies(unit, &path);
     }
 }
