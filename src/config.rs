@@ -469,6 +469,15 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem with `key` whose line in the file is not known (or there is no file).
+    pub fn at(key: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.into(),
+            line: None,
+            message: message.into(),
+        }
+    }
+
     /// Formats a list of problems one per line, for error messages.
     pub fn list(problems: &[Problem]) -> String {
         problems
@@ -523,13 +532,7 @@ impl Config {
     /// Semantic checks that types alone cannot express.
     pub fn validate(&self) -> Vec<Problem> {
         let mut out = Vec::new();
-        let mut bad = |key: &str, message: String| {
-            out.push(Problem {
-                key: key.into(),
-                line: None,
-                message,
-            })
-        };
+        let mut bad = |key: &str, message: String| out.push(Problem::at(key, message));
         let name_len = self.device.name.chars().count();
         if !(1..=64).contains(&name_len) {
             bad(

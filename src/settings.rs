@@ -217,11 +217,7 @@ pub fn change(
 ) -> Result<Config> {
     let invalid = |message: String| Error::ConfigInvalid {
         path: "the settings page".into(),
-        problems: vec![Problem {
-            key: key.to_string(),
-            line: None,
-            message,
-        }],
+        problems: vec![Problem::at(key, message)],
     };
     let s = find(key).ok_or_else(|| invalid("cannot be changed at the kiosk".into()))?;
     let value = to_value(s, text).map_err(invalid)?;

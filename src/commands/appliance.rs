@@ -152,13 +152,7 @@ fn apply(file: &Path, t: &ProvisionTargets) -> Result<Provisioned> {
         }])
     })?;
     let mut problems = Vec::new();
-    let mut bad = |key: &str, message: String| {
-        problems.push(Problem {
-            key: key.into(),
-            line: None,
-            message,
-        })
-    };
+    let mut bad = |key: &str, message: String| problems.push(Problem::at(key, message));
 
     if let Some(h) = &pf.hostname
         && !valid_hostname(h)
@@ -197,11 +191,7 @@ fn apply(file: &Path, t: &ProvisionTargets) -> Result<Provisioned> {
             .parse()
             .map_err(|e: toml::de::Error| Error::ConfigInvalid {
                 path: base_path.clone(),
-                problems: vec![Problem {
-                    key: String::new(),
-                    line: None,
-                    message: format!("not valid TOML: {}", e.message()),
-                }],
+                problems: vec![Problem::at("", format!("not valid TOML: {}", e.message()))],
             })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
         Err(e) => return Err(Error::io(base_path, e)),
