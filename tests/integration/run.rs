@@ -9,6 +9,20 @@ use std::time::Duration;
 
 use common::{bin, run};
 
+/// `clockface run` on `cfg` with stderr captured, and no display: without one the kiosk runs
+/// without its screens (and says so).
+fn kiosk(cfg: &std::path::Path) -> Command {
+    let mut c = Command::new(bin());
+    c.args(["--config", cfg.to_str().unwrap(), "run"])
+        .env_remove("CLOCKFACE_CONFIG")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("SLINT_BACKEND")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
 #[test]
 fn run_notifies_systemd_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,17 +40,9 @@ fn run_notifies_systemd_and_stops_cleanly_on_sigterm() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let mut child = Command::new(bin())
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+    let mut child = kiosk(&cfg)
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "2000000")
-        .env_remove("CLOCKFACE_CONFIG")
-        // Without a display the kiosk runs without its screens (and says so).
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .env_remove("SLINT_BACKEND")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut buf = [0u8; 256];
@@ -95,15 +101,7 @@ fn run_answers_health_checks_without_camera_or_badge_reader() {
             "[device]\nname = \"Door 3\"\nsite = \"Depot\"\n[camera]\ndevice = \"/dev/video-not-here\"\n[gpio]\nkind = \"sim\"\n[badge]\nkind = \"evdev\"\ndevice = \"/dev/input/by-id/not-plugged-in\"\n[health]\nlisten = \"{listen}\"\n"
         ),
     );
-    let mut child = Command::new(bin())
-        .args(["--config", cfg.to_str().unwrap(), "run"])
-        .env_remove("CLOCKFACE_CONFIG")
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = kiosk(&cfg).spawn().unwrap();
     let (code, out, err) = run(&["health", "--listen", &listen, "--wait", "60", "--json"]);
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
