@@ -15,8 +15,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::clock::SystemClock;
-use crate::error::{Error, Result};
+use crate::base::clock::SystemClock;
+use crate::base::error::{Error, Result};
 use crate::store::record::{Direction, Method, NewRecord, Outcome};
 use crate::store::{Store, StoreOptions};
 
@@ -240,12 +240,12 @@ pub struct VisionRun {
 /// `clockface vision bench`: per-stage medians at 1 and 2 threads, 1:N at 100,000 templates,
 /// detector input sizes, peak RSS and the ratio to the Python reference.
 pub fn vision(
-    cfg: &crate::vision::VisionConfig,
+    cfg: &crate::base::config::VisionConfig,
     photos: &[std::path::PathBuf],
     frames: usize,
     out: &mut dyn Write,
 ) -> Result<serde_json::Value> {
-    use crate::vision::image::Frame;
+    use crate::base::frame::Frame;
     use crate::vision::liveness::Liveness;
     use crate::vision::{Vision, align, liveness, matcher};
 
@@ -425,7 +425,7 @@ pub fn vision(
     ))?;
 
     // The Python reference, same models and photos, measured now.
-    let py = crate::vision::runtime::dev_cache().join("venv/bin/python");
+    let py = crate::base::config::dev_cache().join("venv/bin/python");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/reference.py");
     let mut ratios = Vec::new();
     if py.exists() && script.exists() {
@@ -534,7 +534,7 @@ pub fn sync(records: u64, batch_size: u32, json: bool, out: &mut dyn Write) -> R
         .map_err(|e| Error::io("hub output", e))?;
     let url = line.trim().trim_start_matches("listening on ").to_owned();
 
-    let mut cfg = crate::config::Config::default();
+    let mut cfg = crate::base::config::Config::default();
     cfg.sync.url = url.clone();
     cfg.sync.batch_size = batch_size;
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -16,18 +16,18 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::base::clock::{Clock, ScriptClock};
+use crate::base::config::{Config, GpioKind};
+use crate::base::error::{Error, Result};
+use crate::base::frame::Frame;
 use crate::camera::CameraStatus;
 use crate::camera::replay::{self, ReplayFeed, Scene};
-use crate::clock::{Clock, ScriptClock};
-use crate::config::{Config, GpioKind};
-use crate::error::{Error, Result};
 use crate::hw::gpio::Pin;
-use crate::kiosk::machine::Screen;
+use crate::kiosk::events::Screen;
 use crate::kiosk::runner::{self, Kiosk, Report, UiInput};
 use crate::store::record::Outcome;
 use crate::store::roster::Employee;
 use crate::store::{Store, StoreOptions};
-use crate::vision::image::Frame;
 use crate::vision::{FaceAvailability, Vision};
 
 /// Figures the demo measured.
@@ -341,7 +341,7 @@ impl Script<'_> {
 }
 
 fn photos_dir() -> PathBuf {
-    crate::vision::runtime::dev_cache().join("photos")
+    crate::base::config::dev_cache().join("photos")
 }
 
 fn load_photo(name: &str) -> Result<Arc<Frame>> {
@@ -354,7 +354,7 @@ fn load_photo(name: &str) -> Result<Arc<Frame>> {
 /// person; unchanged when no face is found.
 fn portrait(v: &mut Vision, photo: &Arc<Frame>) -> Arc<Frame> {
     match v.detect(photo).ok().and_then(|f| f.into_iter().next()) {
-        Some(face) => Arc::new(replay::head_and_shoulders(photo, &face)),
+        Some(face) => Arc::new(replay::head_and_shoulders(photo, face.bbox)),
         None => photo.clone(),
     }
 }
@@ -430,7 +430,7 @@ fn run_with_window(
         "Demo site",
         3_600_000,
         None,
-        crate::clock::SystemClock::new().wall_ms(),
+        crate::base::clock::SystemClock::new().wall_ms(),
     )?;
     config.sync.interval_seconds = 2;
 

@@ -28,20 +28,15 @@
 //! - [`demo`] — the embedded default run: a scripted session against a temporary store.
 //! - [`error`] — the error type and its retry/alert/reject classification.
 
+pub mod base;
 pub mod bench;
 pub mod camera;
-pub mod clock;
 pub mod commands;
-pub mod config;
 pub mod demo;
-pub mod error;
 pub mod hub;
 pub mod hw;
 pub mod kiosk;
-pub mod settings;
 pub mod store;
 pub mod sync;
 pub mod ui;
 pub mod vision;
-
-pub use error::{Error, ErrorKind, Result};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use clockface::Error;
+use clockface::base::error::Error;
 use clockface::commands::{self, ConfigSource};
 use clockface::store::export::ExportFormat;
 
@@ -416,7 +416,7 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
         } => {
             let path = path
                 .or_else(|| source.config.clone())
-                .unwrap_or_else(|| clockface::config::DEFAULT_CONFIG_PATH.into());
+                .unwrap_or_else(|| clockface::base::config::DEFAULT_CONFIG_PATH.into());
             commands::config_check(&path, &mut stdout)
         }
         Cmd::Provision {
@@ -432,7 +432,7 @@ fn run(cmd: Cmd, source: &ConfigSource) -> Result<(), Error> {
             let targets = commands::appliance::ProvisionTargets {
                 config: config_out
                     .or_else(|| source.config.clone())
-                    .unwrap_or_else(|| clockface::config::DEFAULT_CONFIG_PATH.into()),
+                    .unwrap_or_else(|| clockface::base::config::DEFAULT_CONFIG_PATH.into()),
                 base,
                 wifi: wifi_out,
                 hostname: hostname_out,

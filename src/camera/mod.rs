@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::vision::image::Frame;
+use crate::base::frame::Frame;
 
 /// Why a source stopped delivering.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -181,6 +181,6 @@ impl Drop for Camera {
 }
 
 /// Opens the configured camera backend (`replay` needs a script and uses [`replay`]).
-pub fn v4l_opener(cfg: crate::config::CameraConfig) -> Opener {
+pub fn v4l_opener(cfg: crate::base::config::CameraConfig) -> Opener {
     Box::new(move || Ok(Box::new(v4l::V4lSource::open(&cfg)?) as Box<dyn FrameSource>))
 }

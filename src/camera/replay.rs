@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 use super::{CameraError, FrameSource};
-use crate::vision::image::Frame;
+use crate::base::frame::Frame;
 
 /// What the camera sees.
 #[derive(Debug, Clone)]
@@ -113,10 +113,10 @@ pub fn fit(f: &Frame, width: u32, height: u32) -> Frame {
     }
 }
 
-/// A 4:3 head-and-shoulders crop around a face (the face about 45% of the crop's height):
-/// how a person standing at the kiosk fills its camera's view.
-pub fn head_and_shoulders(photo: &Frame, face: &crate::vision::detect::Face) -> Frame {
-    let [x, y, w, h] = face.bbox;
+/// A 4:3 head-and-shoulders crop around a face box `[x, y, width, height]` (the face about 45%
+/// of the crop's height): how a person standing at the kiosk fills its camera's view.
+pub fn head_and_shoulders(photo: &Frame, face_box: [f32; 4]) -> Frame {
+    let [x, y, w, h] = face_box;
     let ch = (h / 0.45).min(photo.height as f32);
     let cw = (ch * 4.0 / 3.0).min(photo.width as f32);
     let cx = (x + w / 2.0 - cw / 2.0).clamp(0.0, photo.width as f32 - cw);

@@ -13,8 +13,8 @@ use v4l::video::Capture;
 use v4l::{Device, FourCC};
 
 use super::{CameraError, FrameSource};
-use crate::config::{CameraConfig, PixelFormat};
-use crate::vision::image::Frame;
+use crate::base::config::{CameraConfig, PixelFormat};
+use crate::base::frame::Frame;
 
 /// An open V4L2 capture stream.
 pub struct V4lSource {

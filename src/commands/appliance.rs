@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{self, Problem};
-use crate::error::{Error, Result};
+use crate::base::config;
+use crate::base::error::{Error, Result};
+use crate::base::problem::Problem;
 
 /// Where the appliance image keeps its own default config, the base of the first provisioning.
 pub const IMAGE_BASE_CONFIG: &str = "/usr/share/clockface/clockface.toml";
@@ -470,7 +471,7 @@ mod tests {
             done.config_keys,
             ["device.site", "sync.pairing_code", "sync.url"]
         );
-        let cfg = crate::config::Config::load(&t.config).unwrap();
+        let cfg = crate::base::config::Config::load(&t.config).unwrap();
         assert_eq!(cfg.device.name, "Image default");
         assert_eq!(cfg.device.site, "HQ");
         assert_eq!(cfg.camera.fps, 10);

@@ -7,19 +7,19 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::emit;
-use crate::clock::SystemClock;
-use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::base::clock::SystemClock;
+use crate::base::config::Config;
+use crate::base::error::{Error, Result};
+use crate::base::frame::Frame;
 use crate::store::roster::Employee;
 use crate::store::{Store, StoreOptions};
-use crate::vision::image::Frame;
 use crate::vision::quality::{self, Guidance};
 use crate::vision::{Vision, liveness};
 
 /// `clockface run`: the appliance with the configured backends, until SIGTERM or SIGINT.
 pub fn run(cfg: Config) -> Result<()> {
     crate::kiosk::tune_allocator();
-    let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock::new());
+    let clock: Arc<dyn crate::base::clock::Clock> = Arc::new(SystemClock::new());
     let kiosk = crate::kiosk::runner::open(cfg.clone(), clock.clone())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -64,8 +64,8 @@ pub fn run(cfg: Config) -> Result<()> {
     };
     let status_store = Store::open(&opts, clock)?;
     // Language and site as in force, with what admins changed at the kiosk.
-    let eff = crate::settings::effective(&cfg, &admin.store)?;
-    let language = crate::ui::controller::Language::parse(&eff.ui.language).unwrap_or_default();
+    let eff = crate::store::settings::effective(&cfg, &admin.store)?;
+    let language = crate::base::config::Language::parse(&eff.ui.language).unwrap_or_default();
     let site = if eff.device.site.is_empty() {
         eff.device.name.clone()
     } else {
@@ -150,7 +150,12 @@ pub fn enroll(
                 format!("shows {} faces; enrolment needs exactly one", faces.len()),
             ));
         }
-        let (g, face) = quality::assess(&frame, &faces, None, &cfg.vision.gates());
+        let (g, face) = quality::assess(
+            &frame,
+            &faces,
+            None,
+            &quality::Gates::for_config(&cfg.vision),
+        );
         let face = face.expect("one face");
         if g != Guidance::Ok {
             return Err(Error::invalid(

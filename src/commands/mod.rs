@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::clock::SystemClock;
-use crate::config::{self, Config};
-use crate::error::{Error, Result};
+use crate::base::clock::{SystemClock, parse_time};
+use crate::base::config::{self, Config};
+use crate::base::error::{Error, Result};
 use crate::store::chain::{self, ChainSummary};
 use crate::store::export::{ExportFormat, rfc3339_ms};
 use crate::store::{Store, StoreOptions, StoreStats};
@@ -192,25 +192,6 @@ pub fn verify(cfg: &Config, json: bool, out: &mut dyn Write) -> Result<VerifyRep
         }
     });
     Ok(report)
-}
-
-/// Parses `--since`/`--until`: `YYYY-MM-DD` (UTC midnight) or RFC 3339.
-pub fn parse_time(flag: &str, s: &str) -> Result<i64> {
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight exists")
-            .and_utc()
-            .timestamp_millis());
-    }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            Error::invalid(
-                flag,
-                format!("{s:?} is not a date (YYYY-MM-DD, UTC) or an RFC 3339 time (2026-11-29T08:00:00+08:00)"),
-            )
-        })
 }
 
 /// `clockface export`: writes the records in range to `out`; returns how many.

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::emit;
-use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::base::config::Config;
+use crate::base::error::{Error, Result};
+use crate::base::frame::Frame;
 use crate::vision::detect::Face;
-use crate::vision::image::Frame;
 use crate::vision::quality::{self, Guidance};
 use crate::vision::{Vision, liveness};
 
@@ -94,7 +94,8 @@ pub fn liveness_of(
     let faces = v
         .detect(frame)
         .map_err(|e| Error::invalid("face detection", e.to_string()))?;
-    let (guidance, face) = quality::assess(frame, &faces, None, &v.config.gates());
+    let (guidance, face) =
+        quality::assess(frame, &faces, None, &quality::Gates::for_config(&v.config));
     let Some(face) = face else {
         return Ok((None, false, "no face".into(), None));
     };
@@ -220,7 +221,7 @@ pub fn compare(
 
 /// The portrait photos fetched by `models/fetch.py` (for benchmarks and the demo).
 pub fn default_photos() -> Result<Vec<PathBuf>> {
-    let dir = crate::vision::runtime::dev_cache().join("photos");
+    let dir = crate::base::config::dev_cache().join("photos");
     let photos: Vec<PathBuf> = [
         "obama.jpg",
         "obama2.jpg",

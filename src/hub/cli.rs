@@ -8,9 +8,9 @@ use serde::Deserialize;
 
 use super::db::HubDb;
 use super::{Hub, tls};
-use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, Result};
-use crate::sync::protocol::{RosterConsent, RosterEmployee};
+use crate::base::clock::{Clock, SystemClock};
+use crate::base::error::{Error, Result};
+use crate::base::protocol::{RosterConsent, RosterEmployee};
 
 fn now_ms() -> i64 {
     SystemClock::new().wall_ms()
@@ -50,7 +50,7 @@ pub fn serve(
         let _ = writeln!(out, "listening on {scheme}://{addr}");
         let _ = out.flush();
         tracing::info!(%addr, scheme, "clockface-hub serving");
-        crate::kiosk::notify::Notifier::from_env().ready();
+        crate::base::notify::Notifier::from_env().ready();
         match tls_files {
             Some((cert, key)) => {
                 let cfg = tls::server_config(&cert, &key)?;
@@ -194,13 +194,14 @@ pub fn policy_set(db: &Path, file: &Path, out: &mut dyn Write) -> Result<()> {
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file)
         .map_err(|e| Error::invalid(&name, format!("cannot read: {e}")))?;
-    let policy: crate::config::PolicyConfig = if file.extension().is_some_and(|e| e == "json") {
+    let policy: crate::base::config::PolicyConfig = if file.extension().is_some_and(|e| e == "json")
+    {
         serde_json::from_str(&text).map_err(|e| Error::invalid(&name, e.to_string()))?
     } else {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct F {
-            policy: crate::config::PolicyConfig,
+            policy: crate::base::config::PolicyConfig,
         }
         toml::from_str::<F>(&text)
             .map_err(|e| Error::invalid(&name, e.to_string()))?
@@ -220,8 +221,8 @@ pub fn timesheet(
     output: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let from = crate::commands::parse_time("--since", since)?;
-    let to = crate::commands::parse_time("--until", until)?;
+    let from = crate::base::clock::parse_time("--since", since)?;
+    let to = crate::base::clock::parse_time("--until", until)?;
     if to <= from {
         return Err(Error::invalid("--until", "must be later than --since"));
     }

@@ -4,6 +4,7 @@
 //! each entry (canonical decoding, device, signature, links to its stored neighbours) before
 //! it is stored, and keeps per-device heads and a conflicts table so gaps and forks are visible.
 
+use crate::base::badge::BadgeId;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -16,15 +17,15 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::Error;
-use crate::store::audit::AuditEntry;
-use crate::store::chain::verify_entry_signatures;
-use crate::store::record::{Record, entry_hash};
-use crate::sync::protocol::{
+use crate::base::error::Error;
+use crate::base::protocol::{
     Ack, AckStatus, ChainHead, Heartbeat, HeartbeatResponse, MAX_BATCH, PairRequest, PairResponse,
     PolicyDocument, Roster, RosterConsent, RosterEmployee, RosterTemplate, UploadEntry,
     UploadResponse,
 };
+use crate::store::audit::AuditEntry;
+use crate::store::chain::verify_entry_signatures;
+use crate::store::record::{Record, entry_hash};
 
 /// An error the API turns into an HTTP status with a JSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +91,7 @@ struct Decoded {
     prev_hash: [u8; 32],
 }
 
-fn decode(chain: Chain, bytes: &[u8]) -> crate::Result<Decoded> {
+fn decode(chain: Chain, bytes: &[u8]) -> crate::base::error::Result<Decoded> {
     Ok(match chain {
         Chain::Checkins => {
             let r = Record::decode(bytes)?;
@@ -181,8 +182,8 @@ fn normalise_code(code: &str) -> String {
 
 impl HubDb {
     /// Opens or creates the hub database at `path`.
-    pub fn open(path: &Path) -> crate::Result<HubDb> {
-        let conn = Connection::open(path).map_err(|e| crate::Error::Database {
+    pub fn open(path: &Path) -> crate::base::error::Result<HubDb> {
+        let conn = Connection::open(path).map_err(|e| crate::base::error::Error::Database {
             path: path.to_path_buf(),
             reason: format!("cannot open: {e}"),
         })?;
@@ -192,7 +193,7 @@ impl HubDb {
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
         )?;
         conn.execute_batch(include_str!("schema.sql"))
-            .map_err(|e| crate::Error::Database {
+            .map_err(|e| crate::base::error::Error::Database {
                 path: path.to_path_buf(),
                 reason: format!("is not a clockface-hub database ({e})"),
             })?;
@@ -218,12 +219,12 @@ impl HubDb {
         valid_ms: i64,
         code: Option<&str>,
         now_ms: i64,
-    ) -> crate::Result<String> {
+    ) -> crate::base::error::Result<String> {
         let code = match code {
             Some(c) => {
                 let n = normalise_code(c);
                 if n.len() < 8 || !n.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
-                    return Err(crate::Error::invalid(
+                    return Err(crate::base::error::Error::invalid(
                         "pairing code",
                         "must be at least 8 characters from 2-9 and A-Z without I, L, O",
                     ));
@@ -238,7 +239,10 @@ impl HubDb {
             }
         };
         if site.trim().is_empty() {
-            return Err(crate::Error::invalid("site", "must not be empty"));
+            return Err(crate::base::error::Error::invalid(
+                "site",
+                "must not be empty",
+            ));
         }
         self.conn.execute(
             "INSERT INTO pairing_codes (code_sha256, site, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4)
@@ -578,21 +582,22 @@ impl HubDb {
         &mut self,
         list: &[RosterEmployee],
         replace: bool,
-    ) -> crate::Result<ImportReport> {
+    ) -> crate::base::error::Result<ImportReport> {
         let mut seen_badges = BTreeMap::new();
+        let mut badges: Vec<Vec<BadgeId>> = Vec::with_capacity(list.len());
         for (i, e) in list.iter().enumerate() {
             let at = |what: &str, why: String| {
-                crate::Error::invalid(format!("roster entry {} ({what})", i + 1), why)
+                crate::base::error::Error::invalid(format!("roster entry {} ({what})", i + 1), why)
             };
             crate::store::record::validate_employee_id(&e.id, false)
                 .map_err(|err| at("id", err.to_string()))?;
             if e.display_name.trim().is_empty() || e.display_name.chars().count() > 128 {
                 return Err(at("display_name", "must be 1 to 128 characters".into()));
             }
+            let mut normal = Vec::with_capacity(e.badges.len());
             for b in &e.badges {
-                let n = crate::store::roster::normalise_badge(b)
-                    .map_err(|err| at("badges", err.to_string()))?;
-                if let Some(other) = seen_badges.insert(n, &e.id)
+                let n = BadgeId::parse(b).map_err(|err| at("badges", err.to_string()))?;
+                if let Some(other) = seen_badges.insert(n.clone(), &e.id)
                     && other != &e.id
                 {
                     return Err(at(
@@ -600,7 +605,9 @@ impl HubDb {
                         format!("badge {b:?} is also given to {other}"),
                     ));
                 }
+                normal.push(n);
             }
+            badges.push(normal);
             for t in &e.templates {
                 let v = decode_embedding(&t.embedding).map_err(|why| at("templates", why))?;
                 if v.is_empty() || t.model.is_empty() {
@@ -624,7 +631,7 @@ impl HubDb {
                 report.deleted += 1;
             }
         }
-        for e in list {
+        for (e, badges) in list.iter().zip(&badges) {
             tx.execute(
                 "INSERT INTO employees (id, display_name, active, is_admin, consent_given, consent_version, deleted)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
@@ -640,12 +647,11 @@ impl HubDb {
                 ],
             )?;
             tx.execute("DELETE FROM badges WHERE employee_id = ?1", [&e.id])?;
-            for b in &e.badges {
-                let n = crate::store::roster::normalise_badge(b)?;
+            for b in badges {
                 tx.execute(
                     "INSERT INTO badges (badge_id, employee_id) VALUES (?1, ?2)
                      ON CONFLICT (badge_id) DO UPDATE SET employee_id = ?2",
-                    params![n, e.id],
+                    params![b.as_str(), e.id],
                 )?;
             }
             let withdrawn = e.consent.as_ref().is_some_and(|c| !c.given);
@@ -670,7 +676,7 @@ impl HubDb {
     }
 
     /// Deletes one employee from the roster (a tombstone tells kiosks to wipe them).
-    pub fn delete_employee(&mut self, id: &str) -> crate::Result<bool> {
+    pub fn delete_employee(&mut self, id: &str) -> crate::base::error::Result<bool> {
         let tx = self.conn.transaction()?;
         let n: i64 = tx.query_row(
             "SELECT count(*) FROM employees WHERE id = ?1 AND deleted = 0",
@@ -703,14 +709,17 @@ impl HubDb {
     }
 
     /// Sets the policy kiosks should apply; it must pass the same validation as a config file.
-    pub fn set_policy(&mut self, policy: &crate::config::PolicyConfig) -> crate::Result<i64> {
-        let cfg = crate::config::Config {
+    pub fn set_policy(
+        &mut self,
+        policy: &crate::base::config::PolicyConfig,
+    ) -> crate::base::error::Result<i64> {
+        let cfg = crate::base::config::Config {
             policy: policy.clone(),
             ..Default::default()
         };
         let problems = cfg.validate();
         if let Some(p) = problems.first() {
-            return Err(crate::Error::invalid("policy", p.to_string()));
+            return Err(crate::base::error::Error::invalid("policy", p.to_string()));
         }
         let tx = self.conn.transaction()?;
         let v = bump(&tx, "policy_version")?;
@@ -733,7 +742,7 @@ impl HubDb {
         from_ms: i64,
         until_ms: i64,
         out: &mut dyn std::io::Write,
-    ) -> crate::Result<u64> {
+    ) -> crate::base::error::Result<u64> {
         let mut w = csv::Writer::from_writer(out);
         w.write_record([
             "employee_id",
@@ -784,7 +793,7 @@ impl HubDb {
     }
 
     /// Gaps, heads and conflicts of every device chain.
-    pub fn chain_reports(&self) -> crate::Result<Vec<ChainReport>> {
+    pub fn chain_reports(&self) -> crate::base::error::Result<Vec<ChainReport>> {
         let mut out = Vec::new();
         let mut devs = self
             .conn
@@ -848,7 +857,7 @@ impl HubDb {
     }
 
     /// Number of stored entries of one chain across devices (for tests and the bench).
-    pub fn count(&self, chain: Chain) -> crate::Result<u64> {
+    pub fn count(&self, chain: Chain) -> crate::base::error::Result<u64> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM entries WHERE chain = ?1",
             [chain.as_str()],
@@ -857,7 +866,7 @@ impl HubDb {
     }
 
     /// The last heartbeat's clock skew of a device (hub − device, ms), if any.
-    pub fn clock_skew_ms(&self, device_id: &Uuid) -> crate::Result<Option<i64>> {
+    pub fn clock_skew_ms(&self, device_id: &Uuid) -> crate::base::error::Result<Option<i64>> {
         Ok(self
             .conn
             .query_row(
@@ -870,8 +879,8 @@ impl HubDb {
     }
 }
 
-fn csv_err(e: csv::Error) -> crate::Error {
-    crate::Error::invalid("timesheet", e.to_string())
+fn csv_err(e: csv::Error) -> crate::base::error::Error {
+    crate::base::error::Error::invalid("timesheet", e.to_string())
 }
 
 /// Base64 of little-endian f32s, each finite.

@@ -21,8 +21,8 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::clock::Clock;
-use crate::sync::protocol::{
+use crate::base::clock::Clock;
+use crate::base::protocol::{
     ApiError, Health, Heartbeat, MAX_REQUEST_BYTES, PairRequest, UploadRequest, etag,
 };
 use db::{ApiFailure, Chain, Device, HubDb};
@@ -35,7 +35,7 @@ pub struct Hub {
 
 impl Hub {
     /// Opens the hub database.
-    pub fn open(db_path: &Path, clock: Arc<dyn Clock>) -> crate::Result<Arc<Hub>> {
+    pub fn open(db_path: &Path, clock: Arc<dyn Clock>) -> crate::base::error::Result<Arc<Hub>> {
         Ok(Arc::new(Hub {
             db: Mutex::new(HubDb::open(db_path)?),
             clock,
@@ -142,22 +142,25 @@ pub struct LocalHub {
 
 impl LocalHub {
     /// Opens (creating) the database at `db` and serves plain http on a free port.
-    pub fn start(db: &Path) -> crate::Result<LocalHub> {
+    pub fn start(db: &Path) -> crate::base::error::Result<LocalHub> {
         Self::start_with(db, None)
     }
 
     /// Like [`LocalHub::start`], serving TLS with a PEM certificate chain and key when given.
-    pub fn start_with(db: &Path, tls_files: Option<(&Path, &Path)>) -> crate::Result<LocalHub> {
-        let hub = Hub::open(db, Arc::new(crate::clock::SystemClock::new()))?;
+    pub fn start_with(
+        db: &Path,
+        tls_files: Option<(&Path, &Path)>,
+    ) -> crate::base::error::Result<LocalHub> {
+        let hub = Hub::open(db, Arc::new(crate::base::clock::SystemClock::new()))?;
         let tls_cfg = tls_files
             .map(|(c, k)| tls::server_config(c, k))
             .transpose()?;
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|e| crate::Error::io("127.0.0.1:0", e))?;
+            .map_err(|e| crate::base::error::Error::io("127.0.0.1:0", e))?;
         let addr = std_listener
             .local_addr()
-            .map_err(|e| crate::Error::io("127.0.0.1:0", e))?;
+            .map_err(|e| crate::base::error::Error::io("127.0.0.1:0", e))?;
         let url = match tls_cfg {
             Some(_) => format!("https://localhost:{}", addr.port()),
             None => format!("http://{addr}"),
@@ -185,7 +188,7 @@ impl LocalHub {
                     };
                 });
             })
-            .map_err(|e| crate::Error::io("hub thread", e))?;
+            .map_err(|e| crate::base::error::Error::io("hub thread", e))?;
         Ok(LocalHub {
             url,
             addr,

@@ -16,8 +16,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 /// Loads a PEM certificate chain and private key into a server config.
-pub fn server_config(cert: &Path, key: &Path) -> crate::Result<Arc<ServerConfig>> {
-    let bad = |path: &Path, why: String| crate::Error::invalid(path.display().to_string(), why);
+pub fn server_config(cert: &Path, key: &Path) -> crate::base::error::Result<Arc<ServerConfig>> {
+    let bad = |path: &Path, why: String| {
+        crate::base::error::Error::invalid(path.display().to_string(), why)
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| bad(cert, format!("cannot read certificates: {e}")))?
         .collect::<Result<_, _>>()
@@ -30,10 +32,12 @@ pub fn server_config(cert: &Path, key: &Path) -> crate::Result<Arc<ServerConfig>
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| crate::Error::invalid("TLS", e.to_string()))?
+        .map_err(|e| crate::base::error::Error::invalid("TLS", e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| crate::Error::invalid("TLS certificate and key", e.to_string()))?;
+        .map_err(|e| {
+            crate::base::error::Error::invalid("TLS certificate and key", e.to_string())
+        })?;
     Ok(Arc::new(cfg))
 }
 

@@ -1,4 +1,5 @@
-//! Badge readers. Each delivers normalised badge ids (see `store::roster::normalise_badge`).
+//! Badge readers. Each delivers normalised badge ids ([`BadgeId`]): a read is normalised here,
+//! where it enters, and nowhere else.
 //!
 //! - [`EvdevWedge`]: the common USB reader that "types" the card number followed by Enter. The
 //!   device is grabbed (`EVIOCGRAB`) so the digits never reach a console, and key events are
@@ -12,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::config::{BadgeConfig, BadgeKind};
-use crate::error::{Error, Result};
-use crate::store::roster::normalise_badge;
+use crate::base::badge::BadgeId;
+use crate::base::config::{BadgeConfig, BadgeKind};
+use crate::base::error::{Error, Result};
 
 /// A source of badge taps.
 pub trait BadgeReader: Send {
     /// Blocks until the next badge is read; `Ok(None)` when the reader has closed for good.
-    fn read(&mut self) -> Result<Option<String>>;
+    fn read(&mut self) -> Result<Option<BadgeId>>;
 }
 
 /// A reader fed by a channel.
@@ -36,10 +37,10 @@ impl SimBadge {
 }
 
 impl BadgeReader for SimBadge {
-    fn read(&mut self) -> Result<Option<String>> {
+    fn read(&mut self) -> Result<Option<BadgeId>> {
         loop {
             match self.rx.recv() {
-                Ok(raw) => match normalise_badge(&raw) {
+                Ok(raw) => match BadgeId::parse(&raw) {
                     Ok(b) => return Ok(Some(b)),
                     Err(e) => tracing::warn!(error = %e, "ignoring malformed badge read"),
                 },
@@ -100,7 +101,7 @@ fn key_char(code: u16) -> Option<char> {
 
 impl WedgeDecoder {
     /// Feeds one input event; returns a badge when Enter completes one.
-    pub fn feed(&mut self, kind: u16, code: u16, value: i32) -> Option<String> {
+    pub fn feed(&mut self, kind: u16, code: u16, value: i32) -> Option<BadgeId> {
         if kind != EV_KEY || value != 1 {
             return None; // only key presses; releases and repeats are ignored
         }
@@ -108,7 +109,7 @@ impl WedgeDecoder {
             28 | 96 => {
                 // Enter or keypad Enter.
                 let raw = std::mem::take(&mut self.buf);
-                normalise_badge(&raw).ok()
+                BadgeId::parse(&raw).ok()
             }
             _ => {
                 if let Some(c) = key_char(code)
@@ -155,7 +156,7 @@ impl EvdevWedge {
 }
 
 impl BadgeReader for EvdevWedge {
-    fn read(&mut self) -> Result<Option<String>> {
+    fn read(&mut self) -> Result<Option<BadgeId>> {
         // struct input_event on 64-bit Linux: timeval (16 bytes), type u16, code u16, value i32.
         let mut ev = [0u8; 24];
         loop {
@@ -210,7 +211,7 @@ impl ReconnectingWedge {
 }
 
 impl BadgeReader for ReconnectingWedge {
-    fn read(&mut self) -> Result<Option<String>> {
+    fn read(&mut self) -> Result<Option<BadgeId>> {
         loop {
             let Some(reader) = self.inner.as_mut() else {
                 match EvdevWedge::open(&self.path) {
@@ -275,7 +276,7 @@ pub fn uid_from_anticollision(answer: &[u8]) -> Option<String> {
 /// An RC522 module on SPI.
 pub struct Mfrc522 {
     spi: rppal::spi::Spi,
-    last: Option<(String, Instant)>,
+    last: Option<(BadgeId, Instant)>,
 }
 
 impl Mfrc522 {
@@ -364,19 +365,20 @@ impl Mfrc522 {
     }
 
     /// One poll: REQA, then cascade-level-1 anticollision. The UID when a card is present.
-    pub fn poll(&mut self) -> Result<Option<String>> {
+    pub fn poll(&mut self) -> Result<Option<BadgeId>> {
         if self.transceive(&[0x26], 7)?.is_none_or(|a| a.len() != 2) {
             return Ok(None);
         }
         self.write(reg::COLL, 0x80)?;
         Ok(self
             .transceive(&[0x93, 0x20], 0)?
-            .and_then(|a| uid_from_anticollision(&a)))
+            .and_then(|a| uid_from_anticollision(&a))
+            .and_then(|uid| BadgeId::parse(&uid).ok()))
     }
 }
 
 impl BadgeReader for Mfrc522 {
-    fn read(&mut self) -> Result<Option<String>> {
+    fn read(&mut self) -> Result<Option<BadgeId>> {
         loop {
             if let Some(uid) = self.poll()? {
                 // A card left on the reader is one tap, not one per poll.
@@ -413,7 +415,12 @@ pub fn open(cfg: &BadgeConfig) -> Result<Opened> {
 mod tests {
     use super::*;
 
-    fn press(d: &mut WedgeDecoder, code: u16) -> Option<String> {
+    /// The badge a reader should deliver for `s`.
+    fn id(s: &str) -> Option<BadgeId> {
+        Some(BadgeId::parse(s).unwrap())
+    }
+
+    fn press(d: &mut WedgeDecoder, code: u16) -> Option<BadgeId> {
         d.feed(EV_KEY, code, 1);
         d.feed(EV_KEY, code, 0)
     }
@@ -442,12 +449,12 @@ mod tests {
             // "42" then Enter, as a keyboard-wedge reader types it.
             std::fs::write(&p, key_events(&[5, 3, 28])).unwrap();
         });
-        assert_eq!(r.read().unwrap(), Some("42".into()));
+        assert_eq!(r.read().unwrap(), id("42"));
         plug.join().unwrap();
         // The "device" ends (a regular file hits EOF, as an unplugged reader errors): the reader
         // reopens it instead of failing for good, and reads what the new device sends.
         std::fs::write(&path, key_events(&[8, 28])).unwrap();
-        assert_eq!(r.read().unwrap(), Some("7".into()));
+        assert_eq!(r.read().unwrap(), id("7"));
     }
 
     #[test]
@@ -457,12 +464,12 @@ mod tests {
             assert_eq!(press(&mut d, code), None); // "0012AB"
         }
         d.feed(0, 0, 0); // a sync event is ignored
-        assert_eq!(d.feed(EV_KEY, 28, 1), Some("0012AB".into()));
+        assert_eq!(d.feed(EV_KEY, 28, 1), id("0012AB"));
         // Enter on an empty buffer yields nothing; keypad digits work too.
         assert_eq!(d.feed(EV_KEY, 28, 1), None);
         press(&mut d, 79);
         press(&mut d, 82);
-        assert_eq!(d.feed(EV_KEY, 96, 1), Some("10".into()));
+        assert_eq!(d.feed(EV_KEY, 96, 1), id("10"));
     }
 
     #[test]
@@ -485,8 +492,8 @@ mod tests {
         tx.send("??".into()).unwrap();
         tx.send("77".into()).unwrap();
         drop(tx);
-        assert_eq!(r.read().unwrap(), Some("04A1B2".into()));
-        assert_eq!(r.read().unwrap(), Some("77".into()));
+        assert_eq!(r.read().unwrap(), id("04A1B2"));
+        assert_eq!(r.read().unwrap(), id("77"));
         assert_eq!(r.read().unwrap(), None);
     }
 

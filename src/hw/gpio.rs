@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::clock::Clock;
-use crate::config::GpioConfig;
-use crate::error::{Error, Result};
+use crate::base::clock::Clock;
+use crate::base::config::GpioConfig;
+use crate::base::error::{Error, Result};
 
 /// The kiosk's outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -166,8 +166,8 @@ impl Gpio for RppalGpio {
 /// Opens the configured backend.
 pub fn open(cfg: &GpioConfig, clock: Arc<dyn Clock>) -> Result<Box<dyn Gpio>> {
     Ok(match cfg.kind {
-        crate::config::GpioKind::Rppal => Box::new(RppalGpio::open(cfg)?),
-        crate::config::GpioKind::Sim => Box::new(SimGpio::new(clock)),
+        crate::base::config::GpioKind::Rppal => Box::new(RppalGpio::open(cfg)?),
+        crate::base::config::GpioKind::Sim => Box::new(SimGpio::new(clock)),
     })
 }
 
@@ -179,7 +179,7 @@ pub fn buzzer_pattern(ok: bool) -> &'static [u32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::SimClock;
+    use crate::base::clock::SimClock;
 
     #[test]
     fn sim_gpio_records_changes_with_time() {

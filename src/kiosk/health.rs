@@ -19,8 +19,8 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::base::error::{Error, Result};
 use crate::camera::CameraStatus;
-use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::vision::FaceAvailability;
 
@@ -76,14 +76,14 @@ pub struct Shared {
     camera: watch::Receiver<CameraStatus>,
     store: std::sync::Mutex<Store>,
     device_id: String,
-    device: std::sync::Mutex<crate::config::DeviceConfig>,
+    device: std::sync::Mutex<crate::base::config::DeviceConfig>,
     slot: String,
 }
 
 impl Shared {
     /// State for the endpoint; `store` is a second (read-only) handle on the kiosk's store.
     pub fn new(
-        device: crate::config::DeviceConfig,
+        device: crate::base::config::DeviceConfig,
         face: FaceAvailability,
         camera: watch::Receiver<CameraStatus>,
         store: Store,
@@ -102,7 +102,7 @@ impl Shared {
     }
 
     /// The device name and site changed (an admin changed them).
-    pub fn set_device(&self, device: crate::config::DeviceConfig) {
+    pub fn set_device(&self, device: crate::base::config::DeviceConfig) {
         *self.device.lock().unwrap_or_else(|p| p.into_inner()) = device;
     }
 

@@ -8,259 +8,22 @@
 //!
 //! Flow: idle → (badge, PIN or — if policy allows — a face alone) → capture window with guidance
 //! and, when liveness evidence is weak, an active challenge → verdict → record → feedback → idle.
+//! The types it speaks are in [`super::events`]; enrolment with consent is in [`enrol`].
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-
-use crate::config::{DirectionPolicy, PolicyConfig};
+use super::events::{
+    AdminCmd, AdminPin, Effect, Event, Now, Person, Screen, Thresholds, VisionRequest,
+};
+use crate::base::config::{DirectionPolicy, PolicyConfig};
 use crate::store::record::{Direction, Method, NewRecord, Outcome};
 use crate::vision::detect::Face;
-use crate::vision::liveness::LivenessFrame;
-use crate::vision::quality::{
-    Challenge, ChallengeKind, Guidance, LivenessDecision, LivenessFusion,
-};
+use crate::vision::quality::{Challenge, LivenessFusion};
 
-/// The time as the machine needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Now {
-    /// Monotonic milliseconds (timeouts, anti-passback).
-    pub mono_ms: u64,
-    /// Local minutes after midnight (direction schedule).
-    pub minute_of_day: u32,
-}
+mod capture;
+mod enrol;
 
-/// What the kiosk knows about a person when their badge is tapped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Person {
-    /// Employee id.
-    pub id: String,
-    /// Name for the verdict screen.
-    pub name: String,
-    /// May enter admin mode.
-    pub is_admin: bool,
-    /// On the roster and allowed to check in.
-    pub active: bool,
-    /// Consent given and templates enrolled for the current embedder.
-    pub face_enrolled: bool,
-    /// A PIN is set.
-    pub has_pin: bool,
-}
-
-/// One analysed camera frame, as the runner reports it.
-#[derive(Debug, Clone, Default)]
-pub struct FaceObs {
-    /// Gate result for the chosen face.
-    pub guidance: Option<Guidance>,
-    /// The chosen face.
-    pub face: Option<Face>,
-    /// Its liveness, when the gates passed.
-    pub liveness: Option<LivenessFrame>,
-    /// Similarity to the claimed person's templates (verification).
-    pub similarity: Option<f32>,
-    /// Who the face is, by 1:N search (face-only mode), with the similarity.
-    pub identified: Option<(Person, f32)>,
-    /// The embedding (only during enrolment).
-    pub embedding: Option<Vec<f32>>,
-}
-
-/// Admin commands (from the admin screens or the demo script).
-#[derive(Debug, Clone, PartialEq)]
-pub enum AdminCmd {
-    /// Start enrolling this person's face.
-    Enrol(Person),
-    /// Leave admin mode.
-    Exit,
-}
-
-/// Inputs to the machine.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// A badge was read; `person` is who it names on the roster (None: unknown).
-    Badge {
-        /// The normalised badge id (never logged).
-        badge: String,
-        /// Who it names.
-        person: Option<Person>,
-    },
-    /// The PIN pad result for the person the machine is asking (checked by the runner).
-    Pin {
-        /// Whether the PIN matched.
-        ok: bool,
-    },
-    /// A camera frame was analysed.
-    Face(FaceObs),
-    /// Time passed (the runner ticks at least every 100 ms).
-    Tick,
-    /// The camera stopped or came back.
-    Camera {
-        /// True when frames flow.
-        live: bool,
-    },
-    /// An admin command.
-    Admin(AdminCmd),
-    /// The employee's answer on the consent screen.
-    Consent {
-        /// Accepted?
-        given: bool,
-    },
-    /// An admin PIN typed at the idle screen matched nobody (the runner checked it; a match
-    /// arrives as [`Event::Badge`] with the admin).
-    AdminPinFailed {
-        /// Admin PIN entry is locked out.
-        locked: bool,
-    },
-}
-
-/// What the screen shows; the UI renders it, the demo prints it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "screen", rename_all = "snake_case")]
-pub enum Screen {
-    /// Waiting: "tap your badge or look at the camera".
-    Idle {
-        /// Whether face check-in is available right now.
-        face_available: bool,
-    },
-    /// Capturing the face, with guidance.
-    Capture {
-        /// Who is being verified.
-        name: String,
-        /// What to do.
-        guidance: Guidance,
-    },
-    /// An active liveness challenge.
-    Challenge {
-        /// Who.
-        name: String,
-        /// The prompt ("turn your head slightly left").
-        prompt: String,
-    },
-    /// The PIN pad.
-    PinPad {
-        /// Who.
-        name: String,
-        /// Why the PIN is asked for (no face enrolment, camera unavailable, face not recognised).
-        reason: String,
-        /// The same as a stable code the UI translates: `no_face_enrolment`,
-        /// `face_unavailable`, `camera_unavailable`, `pin_wrong`, or the face failure's record
-        /// reason (`face_mismatch`, `liveness_failed`, ...).
-        code: String,
-    },
-    /// Accepted.
-    Accepted {
-        /// Who.
-        name: String,
-        /// In, out or auto.
-        direction: Direction,
-    },
-    /// Refused, with the reason in plain words.
-    Rejected {
-        /// Who, if known.
-        name: Option<String>,
-        /// Why.
-        reason: String,
-        /// The same as a stable code the UI translates (the record's reason code, or
-        /// `camera_unavailable_no_pin`, `store_failed`).
-        code: String,
-    },
-    /// Anti-passback: seen recently, nothing new recorded.
-    AlreadyCheckedIn {
-        /// Who.
-        name: String,
-        /// Minutes since the last check-in.
-        minutes_ago: u64,
-    },
-    /// Admin mode.
-    Admin {
-        /// The admin.
-        name: String,
-        /// The admin's employee id: the actor of changes made on the admin pages.
-        id: String,
-    },
-    /// Consent screen before face enrolment.
-    Consent {
-        /// Who is asked.
-        name: String,
-        /// Version of the consent text shown.
-        text_version: String,
-    },
-    /// Enrolment capture progress.
-    Enrolling {
-        /// Who.
-        name: String,
-        /// Good frames so far.
-        captured: u32,
-        /// Frames needed.
-        needed: u32,
-        /// What to do.
-        guidance: Guidance,
-    },
-    /// Enrolment finished or refused.
-    EnrolDone {
-        /// Who.
-        name: String,
-        /// Whether templates were stored.
-        enrolled: bool,
-        /// What happened.
-        message: String,
-    },
-}
-
-/// What the runner must do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// Append a signed record durably (before any feedback that follows).
-    Record(NewRecord),
-    /// Show a screen.
-    Show(Screen),
-    /// Pulse the door relay for the configured time.
-    OpenDoor,
-    /// Light the green (true) or red LED for the verdict time.
-    Led(bool),
-    /// Sound the accept (true) or refuse buzzer pattern.
-    Buzz(bool),
-    /// Record a consent decision (and wipe templates if declined).
-    RecordConsent {
-        /// Employee.
-        employee: String,
-        /// Given or declined.
-        given: bool,
-        /// Consent text version.
-        text_version: String,
-        /// Witnessing admin.
-        witness: String,
-    },
-    /// Store these embeddings as the employee's templates (encrypted); no image is kept.
-    StoreTemplates {
-        /// Employee.
-        employee: String,
-        /// The witnessing admin.
-        admin: String,
-        /// One embedding per good frame.
-        embeddings: Vec<Vec<f32>>,
-    },
-    /// Write an admin action to the signed audit log.
-    Audit {
-        /// Who.
-        actor: String,
-        /// What.
-        action: &'static str,
-    },
-}
-
-/// What the runner should ask the vision pipeline for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VisionRequest {
-    /// Nothing: save the CPU.
-    Off,
-    /// Verify frames against this person's templates.
-    Verify(String),
-    /// Identify faces 1:N (face-only policy, idle screen).
-    Identify,
-    /// Enrolment: gates, liveness and embedding.
-    Enrol,
-}
-
+/// A face capture in progress for one person.
 #[derive(Debug, Clone)]
 struct Capture {
     person: Person,
@@ -274,6 +37,7 @@ struct Capture {
     attempt: u32,
 }
 
+/// Where the machine is.
 #[derive(Debug, Clone)]
 enum State {
     Idle,
@@ -295,26 +59,8 @@ enum State {
         person: Person,
         deadline: u64,
     },
-    Enrol {
-        admin: Person,
-        person: Person,
-        deadline: u64,
-        embeddings: Vec<Vec<f32>>,
-        prev: Option<Face>,
-    },
-}
-
-/// Thresholds the machine applies to what the runner measured.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Thresholds {
-    /// 1:1 similarity to accept.
-    pub verify: f32,
-    /// 1:N similarity to identify.
-    pub identify: f32,
-    /// Spoof score below which a frame looks live.
-    pub liveness: f32,
-    /// Good frames the liveness decision needs.
-    pub liveness_frames: usize,
+    /// Collecting templates: see [`enrol`].
+    Enrol(Box<enrol::Enrolment>),
 }
 
 /// The check-in state machine.
@@ -370,7 +116,7 @@ impl Machine {
     pub fn vision_request(&self) -> VisionRequest {
         match &self.state {
             State::Capture(c) => VisionRequest::Verify(c.person.id.clone()),
-            State::Enrol { .. } => VisionRequest::Enrol,
+            State::Enrol(_) => VisionRequest::Enrol,
             State::Idle if self.policy.face_only && self.face_available() => {
                 VisionRequest::Identify
             }
@@ -487,123 +233,10 @@ impl Machine {
         vec![Effect::Show(screen)]
     }
 
-    fn start_capture(
-        &mut self,
-        now: Now,
-        person: Person,
-        method: Method,
-        attempt: u32,
-    ) -> Vec<Effect> {
-        let screen = Screen::Capture {
-            name: person.name.clone(),
-            guidance: Guidance::NoFace,
-        };
-        self.state = State::Capture(Box::new(Capture {
-            person,
-            method,
-            deadline: now.mono_ms + self.policy.capture_seconds as u64 * 1000,
-            fusion: LivenessFusion::new(self.thr.liveness, self.thr.liveness_frames),
-            sims: Vec::new(),
-            prev: None,
-            challenge: None,
-            challenges_asked: 0,
-            attempt,
-        }));
-        vec![Effect::Show(screen)]
-    }
-
-    /// A failed face attempt: recorded; then another window, the PIN pad, or a refusal.
-    fn face_failed(
-        &mut self,
-        now: Now,
-        c: Capture,
-        reason: &'static str,
-        text: &str,
-    ) -> Vec<Effect> {
-        let median = |v: &[f32]| {
-            let mut v = v.to_vec();
-            v.sort_by(f32::total_cmp);
-            v.get(v.len() / 2).copied()
-        };
-        let liveness = match c.fusion.decide() {
-            LivenessDecision::Live { score }
-            | LivenessDecision::Spoof { score }
-            | LivenessDecision::Weak { score, .. } => Some(score),
-            LivenessDecision::Pending { .. } => None,
-        };
-        let record = Effect::Record(NewRecord {
-            outcome: Outcome::Rejected,
-            employee_id: c.person.id.clone(),
-            direction: self.direction(now),
-            method: c.method,
-            reason: reason.into(),
-            liveness,
-            match_score: median(&c.sims),
-        });
-        let next = c.attempt + 1;
-        if next < self.policy.face_attempts {
-            let mut out = vec![record];
-            out.extend(self.start_capture(now, c.person, c.method, next));
-            return out;
-        }
-        if c.person.has_pin && c.method == Method::BadgeFace {
-            let mut out = vec![record];
-            out.extend(self.ask_pin(now, c.person, &format!("{text}: enter your PIN"), reason));
-            return out;
-        }
-        self.verdict(now);
-        vec![
-            record,
-            Effect::Show(Screen::Rejected {
-                name: Some(c.person.name.clone()),
-                reason: text.into(),
-                code: reason.into(),
-            }),
-            Effect::Led(false),
-            Effect::Buzz(false),
-        ]
-    }
-
     /// Advances the machine.
     pub fn step(&mut self, event: Event, now: Now) -> Vec<Effect> {
         if let Event::Camera { live } = event {
-            self.camera_live = live;
-            // A camera lost mid-capture sends the person to the PIN pad.
-            if !live && let State::Capture(c) = &self.state {
-                let person = c.person.clone();
-                if person.has_pin {
-                    return self.ask_pin(now, person, "camera unavailable", "camera_unavailable");
-                }
-                self.verdict(now);
-                return vec![Effect::Show(Screen::Rejected {
-                    name: Some(person.name),
-                    reason: "camera unavailable and no PIN set: see your administrator".into(),
-                    code: "camera_unavailable_no_pin".into(),
-                })];
-            }
-            if self.is_idle() {
-                return vec![Effect::Show(Screen::Idle {
-                    face_available: self.face_available(),
-                })];
-            }
-            return vec![];
-        }
-        if let (State::Idle, Event::AdminPinFailed { locked }) = (&self.state, &event) {
-            self.verdict(now);
-            let (reason, code) = if *locked {
-                ("admin PIN entry locked: try again later", "admin_locked")
-            } else {
-                ("wrong admin PIN", "admin_pin_wrong")
-            };
-            return vec![
-                Effect::Show(Screen::Rejected {
-                    name: None,
-                    reason: reason.into(),
-                    code: code.into(),
-                }),
-                Effect::Led(false),
-                Effect::Buzz(false),
-            ];
+            return self.on_camera(now, live);
         }
         let state = std::mem::replace(&mut self.state, State::Idle);
         match (state, event) {
@@ -633,51 +266,10 @@ impl Machine {
             }
             (
                 State::Pin {
-                    person,
-                    attempts,
-                    deadline,
+                    person, attempts, ..
                 },
                 Event::Pin { ok },
-            ) => {
-                let _ = deadline;
-                if ok {
-                    return self.accept(now, &person, Method::BadgePin, None, None);
-                }
-                let attempts = attempts + 1;
-                if attempts >= MAX_PIN_ATTEMPTS {
-                    return self.reject(
-                        now,
-                        Some(&person),
-                        Method::BadgePin,
-                        "pin_mismatch",
-                        "wrong PIN, too many attempts".into(),
-                        (None, None),
-                    );
-                }
-                let screen = Screen::PinPad {
-                    name: person.name.clone(),
-                    reason: format!("wrong PIN, {} attempt(s) left", MAX_PIN_ATTEMPTS - attempts),
-                    code: "pin_wrong".into(),
-                };
-                self.state = State::Pin {
-                    person: person.clone(),
-                    deadline: now.mono_ms + self.policy.pin_seconds as u64 * 1000,
-                    attempts,
-                };
-                vec![
-                    Effect::Record(NewRecord {
-                        outcome: Outcome::Rejected,
-                        employee_id: person.id.clone(),
-                        direction: self.direction(now),
-                        method: Method::BadgePin,
-                        reason: "pin_mismatch".into(),
-                        liveness: None,
-                        match_score: None,
-                    }),
-                    Effect::Show(screen),
-                    Effect::Buzz(false),
-                ]
-            }
+            ) => self.on_pin(now, person, attempts, ok),
             (
                 State::Pin {
                     person, deadline, ..
@@ -697,20 +289,7 @@ impl Machine {
                 })]
             }
             (State::Admin { admin, .. }, Event::Admin(AdminCmd::Enrol(person))) => {
-                let screen = Screen::Consent {
-                    name: person.name.clone(),
-                    text_version: self.policy.consent_text_version.clone(),
-                };
-                let audit = Effect::Audit {
-                    actor: admin.id.clone(),
-                    action: "enrolment_started",
-                };
-                self.state = State::Consent {
-                    admin,
-                    person,
-                    deadline: now.mono_ms + ADMIN_TIMEOUT_MS,
-                };
-                vec![audit, Effect::Show(screen)]
+                self.start_consent(now, admin, person)
             }
             (State::Admin { admin, .. }, Event::Admin(AdminCmd::Exit)) => {
                 vec![
@@ -731,134 +310,13 @@ impl Machine {
                 })]
             }
             (State::Consent { admin, person, .. }, Event::Consent { given }) => {
-                let consent = Effect::RecordConsent {
-                    employee: person.id.clone(),
-                    given,
-                    text_version: self.policy.consent_text_version.clone(),
-                    witness: admin.id.clone(),
-                };
-                if !given || !self.face_available() {
-                    let message = if given {
-                        "face check-in is unavailable right now; consent recorded"
-                    } else {
-                        "consent declined: badge + PIN stays available"
-                    };
-                    self.verdict(now);
-                    return vec![
-                        consent,
-                        Effect::Show(Screen::EnrolDone {
-                            name: person.name.clone(),
-                            enrolled: false,
-                            message: message.into(),
-                        }),
-                    ];
-                }
-                let screen = Screen::Enrolling {
-                    name: person.name.clone(),
-                    captured: 0,
-                    needed: self.policy.enrol_frames,
-                    guidance: Guidance::NoFace,
-                };
-                self.state = State::Enrol {
-                    admin,
-                    person,
-                    deadline: now.mono_ms + self.policy.capture_seconds as u64 * 2000,
-                    embeddings: Vec::new(),
-                    prev: None,
-                };
-                vec![consent, Effect::Show(screen)]
+                self.on_consent(now, admin, person, given)
             }
-            (
-                State::Enrol {
-                    admin,
-                    person,
-                    deadline,
-                    mut embeddings,
-                    prev,
-                },
-                Event::Face(obs),
-            ) => {
-                let guidance = obs.guidance.unwrap_or(Guidance::NoFace);
-                let live = obs
-                    .liveness
-                    .as_ref()
-                    .is_some_and(|l| l.score < self.thr.liveness);
-                // Distinct frames only: the face must have moved a little since the last one used.
-                let moved = match (&prev, &obs.face) {
-                    (Some(a), Some(b)) => a
-                        .landmarks
-                        .iter()
-                        .zip(&b.landmarks)
-                        .any(|(p, q)| (p[0] - q[0]).abs() > 0.5 || (p[1] - q[1]).abs() > 0.5),
-                    _ => true,
-                };
-                let mut prev = prev;
-                if guidance == Guidance::Ok
-                    && live
-                    && moved
-                    && let Some(e) = obs.embedding
-                {
-                    // Every template must be of the same person: a frame that does not match
-                    // the first restarts the collection (someone else stepped in).
-                    if embeddings.first().is_some_and(|first| {
-                        crate::vision::embed::cosine(first, &e) < self.thr.verify
-                    }) {
-                        embeddings.clear();
-                    }
-                    embeddings.push(e);
-                    prev = obs.face.clone();
-                }
-                let needed = self.policy.enrol_frames;
-                if embeddings.len() as u32 >= needed {
-                    self.verdict(now);
-                    return vec![
-                        Effect::StoreTemplates {
-                            employee: person.id.clone(),
-                            admin: admin.id.clone(),
-                            embeddings,
-                        },
-                        Effect::Show(Screen::EnrolDone {
-                            name: person.name.clone(),
-                            enrolled: true,
-                            message: format!(
-                                "{needed} face templates stored (encrypted); no image kept"
-                            ),
-                        }),
-                        Effect::Buzz(true),
-                    ];
-                }
-                let screen = Screen::Enrolling {
-                    name: person.name.clone(),
-                    captured: embeddings.len() as u32,
-                    needed,
-                    guidance: if guidance == Guidance::Ok && !live {
-                        Guidance::LookAtCamera
-                    } else {
-                        guidance
-                    },
-                };
-                self.state = State::Enrol {
-                    admin,
-                    person,
-                    deadline,
-                    embeddings,
-                    prev,
-                };
-                vec![Effect::Show(screen)]
+            (State::Enrol(e), Event::Face(obs)) => self.on_enrol_face(now, e, obs),
+            (State::Enrol(e), Event::Tick) if now.mono_ms >= e.deadline => {
+                self.enrol_timed_out(now, e)
             }
-            (
-                State::Enrol {
-                    person, deadline, ..
-                },
-                Event::Tick,
-            ) if now.mono_ms >= deadline => {
-                self.verdict(now);
-                vec![Effect::Show(Screen::EnrolDone {
-                    name: person.name,
-                    enrolled: false,
-                    message: "enrolment timed out: no templates stored".into(),
-                })]
-            }
+            (State::Idle, Event::AdminPin(result)) => self.on_admin_pin(now, result),
             (state, _) => {
                 // Anything else leaves the state as it was (a badge during a verdict, a stray
                 // frame while idle, a tick before a deadline).
@@ -866,6 +324,109 @@ impl Machine {
                 vec![]
             }
         }
+    }
+
+    /// The camera stopped or came back: a capture in progress falls back to the PIN pad.
+    fn on_camera(&mut self, now: Now, live: bool) -> Vec<Effect> {
+        self.camera_live = live;
+        // A camera lost mid-capture sends the person to the PIN pad.
+        if !live && let State::Capture(c) = &self.state {
+            let person = c.person.clone();
+            if person.has_pin {
+                return self.ask_pin(now, person, "camera unavailable", "camera_unavailable");
+            }
+            self.verdict(now);
+            return vec![Effect::Show(Screen::Rejected {
+                name: Some(person.name),
+                reason: "camera unavailable and no PIN set: see your administrator".into(),
+                code: "camera_unavailable_no_pin".into(),
+            })];
+        }
+        if self.is_idle() {
+            return vec![Effect::Show(Screen::Idle {
+                face_available: self.face_available(),
+            })];
+        }
+        vec![]
+    }
+
+    /// The PIN pad's result for `person`, after `attempts` earlier wrong PINs.
+    fn on_pin(&mut self, now: Now, person: Person, attempts: u32, ok: bool) -> Vec<Effect> {
+        if ok {
+            return self.accept(now, &person, Method::BadgePin, None, None);
+        }
+        let attempts = attempts + 1;
+        if attempts >= MAX_PIN_ATTEMPTS {
+            return self.reject(
+                now,
+                Some(&person),
+                Method::BadgePin,
+                "pin_mismatch",
+                "wrong PIN, too many attempts".into(),
+                (None, None),
+            );
+        }
+        let screen = Screen::PinPad {
+            name: person.name.clone(),
+            reason: format!("wrong PIN, {} attempt(s) left", MAX_PIN_ATTEMPTS - attempts),
+            code: "pin_wrong".into(),
+        };
+        self.state = State::Pin {
+            person: person.clone(),
+            deadline: now.mono_ms + self.policy.pin_seconds as u64 * 1000,
+            attempts,
+        };
+        vec![
+            Effect::Record(NewRecord {
+                outcome: Outcome::Rejected,
+                employee_id: person.id.clone(),
+                direction: self.direction(now),
+                method: Method::BadgePin,
+                reason: "pin_mismatch".into(),
+                liveness: None,
+                match_score: None,
+            }),
+            Effect::Show(screen),
+            Effect::Buzz(false),
+        ]
+    }
+
+    /// An admin PIN typed at the idle screen: admin mode for an active admin, a refusal else.
+    fn on_admin_pin(&mut self, now: Now, result: AdminPin) -> Vec<Effect> {
+        let (reason, code) = match result {
+            AdminPin::Accepted(admin) if admin.is_admin && admin.active => {
+                return self.enter_admin(now, admin);
+            }
+            AdminPin::LockedOut => ("admin PIN entry locked: try again later", "admin_locked"),
+            AdminPin::Accepted(_) | AdminPin::Wrong => ("wrong admin PIN", "admin_pin_wrong"),
+        };
+        self.verdict(now);
+        vec![
+            Effect::Show(Screen::Rejected {
+                name: None,
+                reason: reason.into(),
+                code: code.into(),
+            }),
+            Effect::Led(false),
+            Effect::Buzz(false),
+        ]
+    }
+
+    /// Admin mode for `admin` (by badge or admin PIN), audited, with its own timeout.
+    fn enter_admin(&mut self, now: Now, admin: Person) -> Vec<Effect> {
+        let screen = Screen::Admin {
+            name: admin.name.clone(),
+            id: admin.id.clone(),
+        };
+        let audit = Effect::Audit {
+            actor: admin.id.clone(),
+            action: "admin_entered",
+        };
+        self.state = State::Admin {
+            admin,
+            deadline: now.mono_ms + ADMIN_TIMEOUT_MS,
+        };
+        vec![audit, Effect::Show(screen)]
     }
 
     fn on_badge(&mut self, now: Now, p: Person) -> Vec<Effect> {
@@ -880,19 +441,7 @@ impl Machine {
             );
         }
         if p.is_admin {
-            let screen = Screen::Admin {
-                name: p.name.clone(),
-                id: p.id.clone(),
-            };
-            let audit = Effect::Audit {
-                actor: p.id.clone(),
-                action: "admin_entered",
-            };
-            self.state = State::Admin {
-                admin: p,
-                deadline: now.mono_ms + ADMIN_TIMEOUT_MS,
-            };
-            return vec![audit, Effect::Show(screen)];
+            return self.enter_admin(now, p);
         }
         let window = self.policy.anti_passback_minutes as u64 * 60_000;
         if let Some(&last) = self.last_accepted.get(&p.id)
@@ -941,141 +490,5 @@ impl Machine {
             "no face enrolment and no PIN: see your administrator".into(),
             (None, None),
         )
-    }
-
-    fn on_idle_face(&mut self, now: Now, obs: FaceObs) -> Vec<Effect> {
-        match obs.identified.clone() {
-            Some((p, _)) if p.active && p.face_enrolled && obs.guidance == Some(Guidance::Ok) => {
-                let window = self.policy.anti_passback_minutes as u64 * 60_000;
-                if self
-                    .last_accepted
-                    .get(&p.id)
-                    .is_some_and(|&last| window > 0 && now.mono_ms.saturating_sub(last) < window)
-                {
-                    return vec![]; // face-only: someone lingering is not a new attempt
-                }
-                let mut out = self.start_capture(
-                    now,
-                    p,
-                    Method::FaceOnly,
-                    self.policy.face_attempts.saturating_sub(1),
-                );
-                if let State::Capture(c) = std::mem::replace(&mut self.state, State::Idle) {
-                    out.extend(self.on_capture_face(now, *c, obs));
-                }
-                out
-            }
-            _ => {
-                self.state = State::Idle;
-                vec![]
-            }
-        }
-    }
-
-    fn on_capture_face(&mut self, now: Now, mut c: Capture, obs: FaceObs) -> Vec<Effect> {
-        let guidance = obs.guidance.unwrap_or(Guidance::NoFace);
-        let similarity = obs.similarity.or(obs
-            .identified
-            .as_ref()
-            .filter(|(p, _)| p.id == c.person.id)
-            .map(|(_, s)| *s));
-        let (Some(face), Some(live), Some(sim), Guidance::Ok) =
-            (obs.face.clone(), obs.liveness.clone(), similarity, guidance)
-        else {
-            let screen = Screen::Capture {
-                name: c.person.name.clone(),
-                guidance,
-            };
-            self.state = State::Capture(Box::new(c));
-            return vec![Effect::Show(screen)];
-        };
-        c.fusion.push(&live, &face);
-        c.sims.push(sim);
-        c.prev = Some(face.clone());
-        let thr = if c.method == Method::FaceOnly {
-            self.thr.identify
-        } else {
-            self.thr.verify
-        };
-        let mut sims = c.sims.clone();
-        sims.sort_by(f32::total_cmp);
-        let median_sim = sims[sims.len() / 2];
-        let decision = c.fusion.decide();
-        let live_score = match &decision {
-            LivenessDecision::Live { score }
-            | LivenessDecision::Spoof { score }
-            | LivenessDecision::Weak { score, .. } => Some(*score),
-            LivenessDecision::Pending { .. } => None,
-        };
-        // A challenge in progress: a matching face that turned as asked is accepted.
-        if let Some(ch) = c.challenge {
-            if ch.satisfied_by(&face) && sim >= thr {
-                let person = c.person.clone();
-                return self.accept(now, &person, c.method, live_score, Some(median_sim));
-            }
-            let screen = Screen::Challenge {
-                name: c.person.name.clone(),
-                prompt: ch.prompt().into(),
-            };
-            self.state = State::Capture(Box::new(c));
-            return vec![Effect::Show(screen)];
-        }
-        match decision {
-            LivenessDecision::Pending { .. } => {
-                let screen = Screen::Capture {
-                    name: c.person.name.clone(),
-                    guidance: Guidance::Ok,
-                };
-                self.state = State::Capture(Box::new(c));
-                vec![Effect::Show(screen)]
-            }
-            LivenessDecision::Spoof { .. } => self.face_failed(
-                now,
-                *Box::new(c),
-                "liveness_failed",
-                "face could not be confirmed as live",
-            ),
-            LivenessDecision::Live { score } => {
-                if median_sim >= thr {
-                    let person = c.person.clone();
-                    self.accept(now, &person, c.method, Some(score), Some(median_sim))
-                } else {
-                    self.face_failed(now, c, "face_mismatch", "face does not match the badge")
-                }
-            }
-            LivenessDecision::Weak { .. } => {
-                if median_sim < thr {
-                    return self.face_failed(
-                        now,
-                        c,
-                        "face_mismatch",
-                        "face does not match the badge",
-                    );
-                }
-                if c.challenges_asked >= MAX_CHALLENGES {
-                    return self.face_failed(
-                        now,
-                        c,
-                        "liveness_failed",
-                        "face could not be confirmed as live",
-                    );
-                }
-                let kind = if c.challenges_asked.is_multiple_of(2) {
-                    ChallengeKind::TurnLeft
-                } else {
-                    ChallengeKind::TurnRight
-                };
-                let ch = Challenge::new(kind, &face);
-                c.challenges_asked += 1;
-                c.challenge = Some(ch);
-                c.deadline = c.deadline.max(now.mono_ms + 5000);
-                let screen = Screen::Challenge {
-                    name: c.person.name.clone(),
-                    prompt: ch.prompt().into(),
-                };
-                self.state = State::Capture(Box::new(c));
-                vec![Effect::Show(screen)]
-            }
-        }
     }
 }

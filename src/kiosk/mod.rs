@@ -5,9 +5,9 @@
 //! I/O: camera, vision worker, badge reader, PIN input, GPIO, store, signals and systemd
 //! notifications. [`notify`] speaks the `sd_notify` protocol. [`health`] answers `GET /health`.
 
+pub mod events;
 pub mod health;
 pub mod machine;
-pub mod notify;
 pub mod runner;
 
 /// Keeps glibc to one malloc arena. The kiosk's threads (camera, vision, ONNX Runtime's pool,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::codec::{Reader, Writer};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Magic and format version at the start of every audit entry.
 pub const AUDIT_MAGIC: &[u8; 4] = b"CFA1";

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::audit::AuditEntry;
 use super::record::{Record, SIGNATURE_LEN, entry_hash};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// The result of verifying one chain.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! scores as a presence byte plus `f32` bits. There is exactly one encoding of each value, so
 //! the bytes can be hashed and signed and re-derived by any implementation of the format.
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Appends canonical fields to a buffer.
 #[derive(Default)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Store;
 use super::record::{Record, entry_hash};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Output formats of `clockface export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -15,7 +15,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Length of both key files.
 pub const KEY_LEN: usize = 32;

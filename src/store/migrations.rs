@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// One schema step.
 pub struct Migration {

@@ -17,6 +17,7 @@ pub mod overrides;
 pub mod record;
 pub mod retention;
 pub mod roster;
+pub mod settings;
 pub mod subject;
 pub mod sync;
 
@@ -30,8 +31,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::base::clock::Clock;
+use crate::base::error::{Error, Result};
 use audit::{AuditEntry, NewAudit};
 use record::{NewRecord, Record, entry_hash};
 
@@ -58,7 +59,7 @@ pub struct StoreOptions {
 
 impl StoreOptions {
     /// Options taken from the config file's `[store]` and `[policy]` sections.
-    pub fn from_config(cfg: &crate::config::Config) -> Self {
+    pub fn from_config(cfg: &crate::base::config::Config) -> Self {
         StoreOptions {
             data_dir: cfg.store.data_dir.clone(),
             max_size_mb: cfg.store.max_size_mb,

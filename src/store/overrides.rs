@@ -1,12 +1,12 @@
 //! Settings an admin changed at the kiosk, kept in the store so they survive restarts and
 //! updates (the config file may sit on a read-only system). Every change is audited in the same
-//! transaction. What a setting may be is decided by [`crate::settings`]; this only stores them.
+//! transaction. What a setting may be is decided by [`crate::store::settings`]; this only stores them.
 
 use rusqlite::{OptionalExtension, params};
 
 use super::Store;
 use super::audit::NewAudit;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// The `settings` row holding the changes, as a TOML table of dotted keys.
 const KEY: &str = "admin_overrides";

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::codec::{Reader, Writer};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Magic and format version at the start of every record.
 pub const RECORD_MAGIC: &[u8; 4] = b"CFR1";

@@ -13,16 +13,8 @@ use serde::Serialize;
 use super::Store;
 use super::audit::NewAudit;
 use super::record::entry_hash;
-use crate::error::Result;
-
-/// Retention periods, from `[retention]` in the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetentionPolicy {
-    /// Days an accepted check-in is kept after the backend acknowledged it.
-    pub checkin_days: u32,
-    /// Days a failed attempt is kept after it was made.
-    pub failed_attempt_days: u32,
-}
+use crate::base::config::RetentionPolicy;
+use crate::base::error::Result;
 
 /// What a purge removed (or, in a dry run, would remove).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

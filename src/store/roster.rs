@@ -16,7 +16,8 @@ use super::Store;
 use super::audit::NewAudit;
 use super::keys;
 use super::record::validate_employee_id;
-use crate::error::{Error, Result};
+use crate::base::badge::BadgeId;
+use crate::base::error::{Error, Result};
 
 /// An employee as the kiosk knows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,23 +91,6 @@ pub enum AdminPinCheck {
     },
     /// No active admin has a PIN set: admin mode needs an admin badge.
     NoAdminPin,
-}
-
-/// Normalises a badge id as readers deliver it: separators and spaces removed, upper case.
-/// `"04:a1:b2 c3"` and `"04A1B2C3"` are the same badge.
-pub fn normalise_badge(raw: &str) -> Result<String> {
-    let s: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ':' | '-' | ' ' | '\t'))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    if s.is_empty() || s.len() > 64 || !s.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(Error::invalid(
-            "badge id",
-            "must be 1 to 64 letters or digits (separators : - and spaces are ignored)",
-        ));
-    }
-    Ok(s)
 }
 
 pub(crate) fn template_aad(employee_id: &str, model: &str) -> Vec<u8> {
@@ -195,29 +179,26 @@ impl Store {
 
     /// Links a badge to an employee (normalising its id); a badge names one employee only.
     pub fn add_badge(&mut self, actor: &str, badge: &str, employee_id: &str) -> Result<()> {
-        let badge = normalise_badge(badge)?;
+        let badge = BadgeId::parse(badge)?;
         self.require_employee(employee_id)?;
         let audit = NewAudit::new(actor, "badge_assigned", employee_id);
         self.audited(&audit, |tx, _, _| {
             tx.execute(
                 "INSERT INTO badges (badge_id, employee_id) VALUES (?1, ?2)
                  ON CONFLICT (badge_id) DO UPDATE SET employee_id = ?2",
-                params![badge, employee_id],
+                params![badge.as_str(), employee_id],
             )?;
             Ok(())
         })
     }
 
     /// The employee a badge names, if any.
-    pub fn employee_by_badge(&self, badge: &str) -> Result<Option<Employee>> {
-        let Ok(badge) = normalise_badge(badge) else {
-            return Ok(None);
-        };
+    pub fn employee_by_badge(&self, badge: &BadgeId) -> Result<Option<Employee>> {
         let id: Option<String> = self
             .conn()
             .query_row(
                 "SELECT employee_id FROM badges WHERE badge_id = ?1",
-                [badge],
+                [badge.as_str()],
                 |r| r.get(0),
             )
             .optional()?;
@@ -569,19 +550,5 @@ impl Store {
             ));
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn badges_are_normalised() {
-        assert_eq!(normalise_badge("04:a1:b2 c3").unwrap(), "04A1B2C3");
-        assert_eq!(normalise_badge(" 0012-3456 ").unwrap(), "00123456");
-        let e = normalise_badge("x/y").unwrap_err().to_string();
-        assert!(e.starts_with("badge id:"), "{e}");
-        assert!(normalise_badge(" : ").is_err());
     }
 }

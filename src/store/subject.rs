@@ -12,7 +12,7 @@ use super::audit::{AuditEntry, NewAudit};
 use super::export::rfc3339_ms;
 use super::record::Record;
 use super::roster::{Consent, Employee};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Metadata of one stored template.
 #[derive(Debug, Clone, Serialize)]

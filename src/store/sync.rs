@@ -14,9 +14,10 @@ use zeroize::Zeroizing;
 use super::Store;
 use super::audit::NewAudit;
 use super::keys;
-use super::roster::{normalise_badge, template_aad};
-use crate::error::{Error, Result};
-use crate::sync::protocol::{PolicyDocument, Roster};
+use super::roster::template_aad;
+use crate::base::badge::BadgeId;
+use crate::base::error::{Error, Result};
+use crate::base::protocol::{PolicyDocument, Roster};
 
 /// Which signed chain an outbox operation is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +316,7 @@ impl Store {
     ) -> Result<RosterApplied> {
         // Check everything first, so a bad roster changes nothing.
         let mut decoded: Vec<Vec<Zeroizing<Vec<u8>>>> = Vec::with_capacity(roster.employees.len());
+        let mut badges: Vec<Vec<BadgeId>> = Vec::with_capacity(roster.employees.len());
         for (i, e) in roster.employees.iter().enumerate() {
             let at = |what: &str| format!("roster employee {} ({what})", i + 1);
             super::record::validate_employee_id(&e.id, false)
@@ -326,9 +328,13 @@ impl Store {
                     "must be 1 to 128 printable characters",
                 ));
             }
-            for b in &e.badges {
-                normalise_badge(b).map_err(|err| Error::invalid(at("badges"), err.to_string()))?;
-            }
+            badges.push(
+                e.badges
+                    .iter()
+                    .map(|b| BadgeId::parse(b))
+                    .collect::<Result<_>>()
+                    .map_err(|err| Error::invalid(at("badges"), err.to_string()))?,
+            );
             if let Some(c) = &e.consent
                 && (c.text_version.is_empty() || c.text_version.len() > 32)
             {
@@ -367,18 +373,18 @@ impl Store {
             let mut audits = Vec::new();
             let mut rep = RosterApplied::default();
             let mut wiped = false;
-            for (e, templates) in roster.employees.iter().zip(&decoded) {
+            for ((e, templates), badges) in roster.employees.iter().zip(&decoded).zip(&badges) {
                 tx.execute(
                     "INSERT INTO employees (id, display_name, active, is_admin, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (id) DO UPDATE SET display_name = ?2, active = ?3, is_admin = ?4, updated_ms = ?5",
                     params![e.id, e.display_name, e.active, e.is_admin, now],
                 )?;
                 tx.execute("DELETE FROM badges WHERE employee_id = ?1", [&e.id])?;
-                for b in &e.badges {
+                for b in badges {
                     tx.execute(
                         "INSERT INTO badges (badge_id, employee_id) VALUES (?1, ?2)
                          ON CONFLICT (badge_id) DO UPDATE SET employee_id = ?2",
-                        params![normalise_badge(b)?, e.id],
+                        params![b.as_str(), e.id],
                     )?;
                 }
                 let local: Option<(bool, String)> = tx

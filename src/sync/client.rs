@@ -16,7 +16,8 @@ use rustls_pki_types::pem::PemObject;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::protocol::{
+use crate::base::config::check_url;
+use crate::base::protocol::{
     ApiError, Health, Heartbeat, HeartbeatResponse, MAX_RESPONSE_BYTES, PairRequest, PairResponse,
     PolicyDocument, Roster, UploadEntry, UploadRequest, UploadResponse,
 };
@@ -49,7 +50,7 @@ pub enum SyncError {
     NotPaired(String),
     /// The local store failed; nothing was marked synced.
     #[error("local store: {0}")]
-    Store(#[from] crate::Error),
+    Store(#[from] crate::base::error::Error),
 }
 
 impl SyncError {
@@ -62,44 +63,16 @@ impl SyncError {
     }
 }
 
-/// Checks that a backend URL is usable: http(s), https unless the host is loopback.
-pub fn check_url(url: &str) -> Result<Url, String> {
-    let u = Url::parse(url).map_err(|e| format!("{url:?} is not a URL ({e})"))?;
-    match u.scheme() {
-        "https" => {}
-        "http" if is_loopback(&u) => {}
-        "http" => {
-            return Err(format!(
-                "{url:?} uses plain http to a non-loopback host; allowed: https (http only for 127.0.0.1, ::1 or localhost)"
-            ));
-        }
-        s => return Err(format!("{url:?} has scheme {s:?}; allowed: https")),
-    }
-    if u.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok(u)
-}
-
-fn is_loopback(u: &Url) -> bool {
-    match u.host() {
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    }
-}
-
 /// Builds the rustls client config: the pinned CA when given, the system's roots otherwise.
-pub fn tls_config(ca_file: Option<&Path>) -> crate::Result<rustls::ClientConfig> {
+pub fn tls_config(ca_file: Option<&Path>) -> crate::base::error::Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| crate::Error::invalid("TLS", e.to_string()))?;
+        .map_err(|e| crate::base::error::Error::invalid("TLS", e.to_string()))?;
     let cfg = match ca_file {
         Some(path) => {
             let bad = |why: String| {
-                crate::Error::invalid(format!("sync.ca_file {}", path.display()), why)
+                crate::base::error::Error::invalid(format!("sync.ca_file {}", path.display()), why)
             };
             let mut roots = rustls::RootCertStore::empty();
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
@@ -120,7 +93,7 @@ pub fn tls_config(ca_file: Option<&Path>) -> crate::Result<rustls::ClientConfig>
             use rustls_platform_verifier::BuilderVerifierExt;
             builder
                 .with_platform_verifier()
-                .map_err(|e| crate::Error::invalid("TLS system roots", e.to_string()))?
+                .map_err(|e| crate::base::error::Error::invalid("TLS system roots", e.to_string()))?
                 .with_no_client_auth()
         }
     };
@@ -152,8 +125,9 @@ impl HubClient {
         ca_file: Option<&Path>,
         timeout: Duration,
         max_retry_after: Duration,
-    ) -> crate::Result<HubClient> {
-        let base = check_url(url).map_err(|why| crate::Error::invalid("sync.url", why))?;
+    ) -> crate::base::error::Result<HubClient> {
+        let base =
+            check_url(url).map_err(|why| crate::base::error::Error::invalid("sync.url", why))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls_config(ca_file)?)
             .timeout(timeout)
@@ -161,7 +135,7 @@ impl HubClient {
             .user_agent(concat!("clockface/", env!("CARGO_PKG_VERSION")))
             .no_proxy()
             .build()
-            .map_err(|e| crate::Error::invalid("sync client", e.to_string()))?;
+            .map_err(|e| crate::base::error::Error::invalid("sync client", e.to_string()))?;
         Ok(HubClient {
             http,
             base,

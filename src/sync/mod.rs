@@ -10,7 +10,6 @@
 //! it is in the store, so a restart resumes where it stopped.
 
 pub mod client;
-pub mod protocol;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,12 +20,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use rand::Rng;
 use tokio::sync::{Notify, watch};
 
-use crate::clock::Clock;
-use crate::config::Config;
+use crate::base::clock::Clock;
+use crate::base::config::Config;
+use crate::base::protocol::{Ack, AckStatus, Heartbeat, PairRequest, PairResponse, UploadEntry};
 use crate::store::sync::{OutboxChain, PendingEntry, TOKEN_FILE};
 use crate::store::{Store, StoreOptions};
 pub use client::{HubClient, SyncError};
-use protocol::{Ack, AckStatus, Heartbeat, PairRequest, PairResponse, UploadEntry};
 
 /// Exponential backoff with jitter and a cap, honouring the backend's Retry-After.
 #[derive(Debug, Clone)]
@@ -91,24 +90,24 @@ pub struct RoundReport {
 pub const SKEW_WARN_MS: i64 = 5 * 60_000;
 
 /// Reads the backend token from the data dir, if paired.
-pub fn read_token(data_dir: &Path) -> crate::Result<Option<String>> {
+pub fn read_token(data_dir: &Path) -> crate::base::error::Result<Option<String>> {
     let p = data_dir.join(TOKEN_FILE);
     match std::fs::read_to_string(&p) {
         Ok(t) => Ok(Some(t.trim().to_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(crate::Error::KeyFile {
+        Err(e) => Err(crate::base::error::Error::KeyFile {
             path: p,
             reason: e.to_string(),
         }),
     }
 }
 
-fn write_token(data_dir: &Path, token: &str) -> crate::Result<()> {
+fn write_token(data_dir: &Path, token: &str) -> crate::base::error::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let p = data_dir.join(TOKEN_FILE);
     let tmp = data_dir.join(format!("{TOKEN_FILE}.tmp"));
-    let err = |e: std::io::Error| crate::Error::KeyFile {
+    let err = |e: std::io::Error| crate::base::error::Error::KeyFile {
         path: p.clone(),
         reason: e.to_string(),
     };
@@ -126,7 +125,7 @@ fn write_token(data_dir: &Path, token: &str) -> crate::Result<()> {
 }
 
 /// A client built from the config, for `url` (the config's when `None`).
-pub fn client_for(config: &Config, url: Option<&str>) -> crate::Result<HubClient> {
+pub fn client_for(config: &Config, url: Option<&str>) -> crate::base::error::Result<HubClient> {
     let s = &config.sync;
     let ca = (!s.ca_file.as_os_str().is_empty()).then_some(s.ca_file.as_path());
     HubClient::new(
@@ -176,7 +175,7 @@ pub struct Syncer {
 
 impl Syncer {
     /// A syncer if the kiosk is paired (a token and a URL); `None` otherwise.
-    pub fn for_store(store: &Store, config: &Config) -> crate::Result<Option<Syncer>> {
+    pub fn for_store(store: &Store, config: &Config) -> crate::base::error::Result<Option<Syncer>> {
         let Some(token) = read_token(store.data_dir())? else {
             return Ok(None);
         };
@@ -191,7 +190,10 @@ impl Syncer {
         }
         Ok(Some(Syncer {
             client: client_for(config, Some(&url))?.with_token(token),
-            batch: config.sync.batch_size.clamp(1, protocol::MAX_BATCH as u32) as usize,
+            batch: config
+                .sync
+                .batch_size
+                .clamp(1, crate::base::protocol::MAX_BATCH as u32) as usize,
             model: config.vision.embedder.name().to_owned(),
             pseudonymise: config.retention.pseudonymise_departed,
         }))
@@ -414,7 +416,7 @@ pub fn spawn_outbox(
     opts: StoreOptions,
     config: Config,
     clock: Arc<dyn Clock>,
-) -> crate::Result<OutboxHandle> {
+) -> crate::base::error::Result<OutboxHandle> {
     let mut store = Store::open(&opts, clock)?;
     let wake = Arc::new(Notify::new());
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -438,7 +440,7 @@ pub fn spawn_outbox(
                     }
                     // Settings an admin changed at the kiosk (the backend URL) apply from the
                     // next round.
-                    let config = crate::settings::effective(&config, &store).unwrap_or_else(|e| {
+                    let config = crate::store::settings::effective(&config, &store).unwrap_or_else(|e| {
                         tracing::error!(error = %e, "cannot read the settings changed at the kiosk");
                         config.clone()
                     });
@@ -467,7 +469,7 @@ pub fn spawn_outbox(
                 }
             });
         })
-        .map_err(|e| crate::Error::invalid("outbox thread", e.to_string()))?;
+        .map_err(|e| crate::base::error::Error::invalid("outbox thread", e.to_string()))?;
     Ok(OutboxHandle {
         wake,
         roster_changed: changed_rx,

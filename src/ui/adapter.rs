@@ -8,8 +8,9 @@ use std::rc::Rc;
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use super::admin::AdminSource;
-use super::controller::{Command, Controller, Language, PageId, UiState};
+use super::controller::{Command, Controller, PageId, UiState};
 use super::{AppWindow, Kiosk, Page, Row};
+use crate::base::config::Language;
 
 fn page(p: PageId) -> Page {
     match p {
@@ -65,7 +66,7 @@ pub fn select_language(l: Language) {
 }
 
 /// Shows a camera frame (RGB) behind the face box on the capture pages.
-pub fn set_preview(app: &AppWindow, frame: &crate::vision::image::Frame) {
+pub fn set_preview(app: &AppWindow, frame: &crate::base::frame::Frame) {
     let buf = slint::SharedPixelBuffer::<slint::Rgb8Pixel>::clone_from_slice(
         &frame.data,
         frame.width,

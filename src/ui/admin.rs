@@ -2,7 +2,7 @@
 //! the retention purge, which goes through the store's audited purge.
 
 use super::controller::{PageId, RowData};
-use crate::config::Config;
+use crate::base::config::Config;
 use crate::store::Store;
 use crate::store::export::rfc3339_ms;
 
@@ -58,7 +58,11 @@ fn when(ms: Option<i64>) -> String {
 }
 
 impl StoreAdmin {
-    fn try_rows(&mut self, page: PageId, search: &str) -> crate::Result<(Vec<RowData>, String)> {
+    fn try_rows(
+        &mut self,
+        page: PageId,
+        search: &str,
+    ) -> crate::base::error::Result<(Vec<RowData>, String)> {
         let c = &self.config;
         Ok(match page {
             PageId::AdminRoster => {
@@ -154,11 +158,11 @@ impl StoreAdmin {
                 (rows, String::new())
             }
             PageId::AdminSettings => {
-                let c = crate::settings::effective(&self.config, &self.store)?;
-                let mut rows: Vec<RowData> = crate::settings::EDITABLE
+                let c = crate::store::settings::effective(&self.config, &self.store)?;
+                let mut rows: Vec<RowData> = crate::store::settings::EDITABLE
                     .iter()
                     .map(|s| {
-                        let v = crate::settings::current(&c, s.key);
+                        let v = crate::store::settings::current(&c, s.key);
                         let shown = match s.key {
                             _ if v.is_empty() => "—".to_string(),
                             "gpio.relay_ms" => format!("{v} ms"),
@@ -210,8 +214,8 @@ impl AdminSource for StoreAdmin {
     }
 
     fn current(&mut self, key: &str) -> String {
-        match crate::settings::effective(&self.config, &self.store) {
-            Ok(c) => crate::settings::current(&c, key),
+        match crate::store::settings::effective(&self.config, &self.store) {
+            Ok(c) => crate::store::settings::current(&c, key),
             Err(e) => {
                 tracing::error!(error = %e, "settings");
                 String::new()
@@ -220,14 +224,14 @@ impl AdminSource for StoreAdmin {
     }
 
     fn save(&mut self, actor: &str, key: &str, value: &str) -> Result<(), String> {
-        match crate::settings::change(&mut self.store, &self.config, actor, key, value) {
+        match crate::store::settings::change(&mut self.store, &self.config, actor, key, value) {
             Ok(_) => {
                 if let Some(tx) = &self.changed {
                     let _ = tx.send(crate::kiosk::runner::UiInput::SettingsChanged);
                 }
                 Ok(())
             }
-            Err(crate::Error::ConfigInvalid { problems, .. }) => Err(problems
+            Err(crate::base::error::Error::ConfigInvalid { problems, .. }) => Err(problems
                 .iter()
                 .map(|p| format!("{}: {}", p.key, p.message))
                 .collect::<Vec<_>>()

@@ -35,8 +35,9 @@ pub fn run(
     input: mpsc::UnboundedSender<UiInput>,
     admin: Option<Box<dyn AdminSource>>,
     status: Box<dyn Fn() -> (bool, u64)>,
-) -> crate::Result<()> {
-    let ui_err = |e: &dyn std::fmt::Display| crate::Error::invalid("UI", e.to_string());
+) -> crate::base::error::Result<()> {
+    let ui_err =
+        |e: &dyn std::fmt::Display| crate::base::error::Error::invalid("UI", e.to_string());
     let app = AppWindow::new().map_err(|e| ui_err(&e))?;
     let language = controller.state.language;
     let controller = Rc::new(RefCell::new(controller));
@@ -77,7 +78,7 @@ pub fn run(
             }
             let _ = slint::quit_event_loop();
         })
-        .map_err(|e| crate::Error::io("ui thread", e))?;
+        .map_err(|e| crate::base::error::Error::io("ui thread", e))?;
     let c = controller.clone();
     APPLY.with(|f| {
         *f.borrow_mut() = Some(Box::new(move |app: &AppWindow, r: &Report| {

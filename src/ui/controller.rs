@@ -6,8 +6,9 @@
 //! (language, admin pages). Sentences are never built here: the core's reasons, guidance and
 //! prompts become stable codes that the `.slint` side translates with `@tr`.
 
+use crate::base::config::Language;
 use crate::camera::CameraStatus;
-use crate::kiosk::machine::Screen;
+use crate::kiosk::events::Screen;
 use crate::kiosk::runner::{Report, UiInput};
 use crate::vision::FaceAvailability;
 use crate::vision::quality::Guidance;
@@ -67,35 +68,6 @@ impl PageId {
                 | PageId::AdminAbout
                 | PageId::AdminEdit
         )
-    }
-}
-
-/// Screen language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Language {
-    /// English (the source strings).
-    #[default]
-    English,
-    /// Simplified Chinese (`translations/zh_CN`).
-    SimplifiedChinese,
-}
-
-impl Language {
-    /// The bundled-translation name Slint selects ("" is the source language).
-    pub fn slint_name(self) -> &'static str {
-        match self {
-            Language::English => "",
-            Language::SimplifiedChinese => "zh_CN",
-        }
-    }
-
-    /// Parses a config value: "en" or "zh_CN" (also "zh", "zh-CN").
-    pub fn parse(s: &str) -> Option<Language> {
-        match s {
-            "en" | "" => Some(Language::English),
-            "zh_CN" | "zh-CN" | "zh" => Some(Language::SimplifiedChinese),
-            _ => None,
-        }
     }
 }
 
@@ -170,7 +142,7 @@ pub struct UiState {
 /// The setting on the editor page and the value being entered.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Editing {
-    /// Dotted config key (see [`crate::settings::EDITABLE`]).
+    /// Dotted config key (see [`crate::store::settings::EDITABLE`]).
     pub key: String,
     /// The value as shown and entered so far.
     pub value: String,
@@ -476,14 +448,14 @@ impl Controller {
 
     /// Tapping a row of the settings page: edit that setting.
     pub fn edit(&mut self, key: &str) -> Option<Command> {
-        (self.state.page == PageId::AdminSettings && crate::settings::find(key).is_some())
+        (self.state.page == PageId::AdminSettings && crate::store::settings::find(key).is_some())
             .then(|| Command::Edit(key.into()))
     }
 
     /// Shows the editor for `key`, starting from its value in force.
     pub fn start_edit(&mut self, key: &str, value: &str) {
-        use crate::settings::Kind;
-        let Some(s) = crate::settings::find(key) else {
+        use crate::store::settings::Kind;
+        let Some(s) = crate::store::settings::find(key) else {
             return;
         };
         let (kind, options) = match s.kind {
@@ -503,9 +475,9 @@ impl Controller {
         };
     }
 
-    fn editing(&self) -> Option<&'static crate::settings::Setting> {
+    fn editing(&self) -> Option<&'static crate::store::settings::Setting> {
         (self.state.page == PageId::AdminEdit)
-            .then(|| crate::settings::find(&self.state.editing.key))
+            .then(|| crate::store::settings::find(&self.state.editing.key))
             .flatten()
     }
 
@@ -513,7 +485,7 @@ impl Controller {
     pub fn edit_step(&mut self, dir: i32) {
         if let Some(s) = self.editing() {
             let e = &mut self.state.editing;
-            e.value = crate::settings::step(s, &e.value, dir);
+            e.value = crate::store::settings::step(s, &e.value, dir);
         }
     }
 
@@ -527,7 +499,7 @@ impl Controller {
     /// A key of the on-screen keyboard: a character, "space", "back" or "shift".
     pub fn edit_key(&mut self, key: &str) {
         let Some(s) = self.editing() else { return };
-        let crate::settings::Kind::Text { max } = s.kind else {
+        let crate::store::settings::Kind::Text { max } = s.kind else {
             return;
         };
         let e = &mut self.state.editing;

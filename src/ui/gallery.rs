@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use super::controller::{Language, PageId, RowData, UiState};
+use super::controller::{PageId, RowData, UiState};
+use crate::base::config::Language;
 
 /// Panel sizes the kiosk supports (landscape).
 pub const SIZES: [(u32, u32); 2] = [(800, 480), (1280, 800)];
@@ -269,13 +270,13 @@ pub fn scenarios() -> Vec<(&'static str, UiState)> {
 
 /// A camera view for the capture pages: a real test photo framed as the kiosk camera sees a
 /// person, with the face box the real detector finds. None without the models or photos.
-pub fn camera_view() -> Option<(crate::vision::image::Frame, [f32; 4])> {
+pub fn camera_view() -> Option<(crate::base::frame::Frame, [f32; 4])> {
     use crate::camera::replay::{fit, head_and_shoulders};
-    let photo = crate::vision::runtime::dev_cache().join("photos/obama.jpg");
-    let photo = crate::vision::image::Frame::open(&photo).ok()?;
-    let mut v = crate::vision::Vision::load(&crate::vision::VisionConfig::default()).ok()?;
+    let photo = crate::base::config::dev_cache().join("photos/obama.jpg");
+    let photo = crate::base::frame::Frame::open(&photo).ok()?;
+    let mut v = crate::vision::Vision::load(&crate::base::config::VisionConfig::default()).ok()?;
     let face = v.detect(&photo).ok()?.into_iter().next()?;
-    let view = fit(&head_and_shoulders(&photo, &face), 640, 480);
+    let view = fit(&head_and_shoulders(&photo, face.bbox), 640, 480);
     let f = v.detect(&view).ok()?.into_iter().next()?;
     let [x, y, w, h] = f.bbox;
     Some((view, [x / 640.0, y / 480.0, w / 640.0, h / 480.0]))
@@ -291,8 +292,12 @@ pub fn file_name(screen: &str, lang: Language, (w, h): (u32, u32)) -> String {
 }
 
 /// Renders `screens` (all when empty) in both languages at `sizes` into `dir`; returns the files.
-pub fn render(dir: &Path, screens: &[&str], sizes: &[(u32, u32)]) -> crate::Result<Vec<String>> {
-    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+pub fn render(
+    dir: &Path,
+    screens: &[&str],
+    sizes: &[(u32, u32)],
+) -> crate::base::error::Result<Vec<String>> {
+    std::fs::create_dir_all(dir).map_err(|e| crate::base::error::Error::io(dir, e))?;
     let camera = camera_view();
     let mut out = Vec::new();
     for (name, state) in scenarios() {

@@ -15,7 +15,8 @@ use slint::{ComponentHandle, LogicalPosition, PhysicalSize};
 use super::AppWindow;
 use super::adapter::{SharedAdmin, bind, handle_locally, publish, select_language};
 use super::admin::AdminSource;
-use super::controller::{Command, Controller, Language, UiState};
+use super::controller::{Command, Controller, UiState};
+use crate::base::config::Language;
 
 thread_local! {
     /// The window the platform made last on this thread.
@@ -53,13 +54,14 @@ impl Headless {
         height: u32,
         state: UiState,
         admin: Option<Box<dyn AdminSource>>,
-    ) -> crate::Result<Headless> {
+    ) -> crate::base::error::Result<Headless> {
         // Fails harmlessly when this thread already has it.
         let _ = slint::platform::set_platform(Box::new(HeadlessPlatform));
-        let app = AppWindow::new().map_err(|e| crate::Error::invalid("UI", e.to_string()))?;
-        let window = LAST_WINDOW
-            .with(|l| l.borrow_mut().take())
-            .ok_or_else(|| crate::Error::invalid("UI", "no headless window was made"))?;
+        let app = AppWindow::new()
+            .map_err(|e| crate::base::error::Error::invalid("UI", e.to_string()))?;
+        let window = LAST_WINDOW.with(|l| l.borrow_mut().take()).ok_or_else(|| {
+            crate::base::error::Error::invalid("UI", "no headless window was made")
+        })?;
         window.set_size(PhysicalSize::new(width, height));
         let controller = Rc::new(RefCell::new(Controller { state }));
         let commands = Rc::new(RefCell::new(Vec::new()));
@@ -85,12 +87,12 @@ impl Headless {
         h.refresh();
         h.app
             .show()
-            .map_err(|e| crate::Error::invalid("UI", e.to_string()))?;
+            .map_err(|e| crate::base::error::Error::invalid("UI", e.to_string()))?;
         Ok(h)
     }
 
     /// Shows a camera frame on the capture pages.
-    pub fn set_preview(&self, frame: &crate::vision::image::Frame) {
+    pub fn set_preview(&self, frame: &crate::base::frame::Frame) {
         super::adapter::set_preview(&self.app, frame);
     }
 
@@ -102,23 +104,24 @@ impl Headless {
     }
 
     /// Renders the current screen.
-    pub fn render(&self) -> crate::Result<Rgba> {
+    pub fn render(&self) -> crate::base::error::Result<Rgba> {
         slint::platform::update_timers_and_animations();
         self.window.request_redraw();
         let shot = self
             .app
             .window()
             .take_snapshot()
-            .map_err(|e| crate::Error::invalid("UI snapshot", e.to_string()))?;
-        Rgba::from_raw(shot.width(), shot.height(), shot.as_bytes().to_vec())
-            .ok_or_else(|| crate::Error::invalid("UI snapshot", "buffer size mismatch"))
+            .map_err(|e| crate::base::error::Error::invalid("UI snapshot", e.to_string()))?;
+        Rgba::from_raw(shot.width(), shot.height(), shot.as_bytes().to_vec()).ok_or_else(|| {
+            crate::base::error::Error::invalid("UI snapshot", "buffer size mismatch")
+        })
     }
 
     /// Renders the current screen to a PNG file.
-    pub fn save_png(&self, path: &Path) -> crate::Result<()> {
-        self.render()?
-            .save(path)
-            .map_err(|e| crate::Error::invalid(path.display().to_string(), e.to_string()))
+    pub fn save_png(&self, path: &Path) -> crate::base::error::Result<()> {
+        self.render()?.save(path).map_err(|e| {
+            crate::base::error::Error::invalid(path.display().to_string(), e.to_string())
+        })
     }
 
     /// A finger tap at (x, y) logical pixels: press, then release, as the touchscreen sends.

@@ -5,7 +5,7 @@
 //! with centred points s and d, the transform is d = a·s + b with a = Σ d·conj(s) / Σ |s|².
 //! The crop is then sampled bilinearly through the inverse transform.
 
-use super::image::Frame;
+use crate::base::frame::Frame;
 
 /// The five-point template for 112x112 face crops used by ArcFace-style embedders (eye
 /// centres, nose tip, mouth corners; image-left first).

@@ -11,8 +11,8 @@ use ort::session::Session;
 use ort::value::Tensor;
 use serde::Serialize;
 
-use super::image::Frame;
 use super::runtime::ModelError;
+use crate::base::frame::Frame;
 
 /// A detected face in frame coordinates.
 #[derive(Debug, Clone, PartialEq, Serialize)]

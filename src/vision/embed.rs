@@ -5,55 +5,10 @@
 
 use ort::session::Session;
 use ort::value::Tensor;
-use serde::{Deserialize, Serialize};
 
-use super::image::Frame;
 use super::runtime::ModelError;
-
-/// Which embedding model to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum EmbedderKind {
-    /// MobileFaceNet, 192 dimensions, ~5 MB, fast.
-    Mobilefacenet,
-    /// SFace, 128 dimensions, ~39 MB, slower.
-    Sface,
-}
-
-impl EmbedderKind {
-    /// Model file name in the models directory.
-    pub fn file(self) -> &'static str {
-        match self {
-            EmbedderKind::Mobilefacenet => "mobilefacenet.onnx",
-            EmbedderKind::Sface => "face_recognition_sface_2021dec.onnx",
-        }
-    }
-
-    /// Name stored with templates, so templates of different models are never compared.
-    pub fn name(self) -> &'static str {
-        match self {
-            EmbedderKind::Mobilefacenet => "mobilefacenet",
-            EmbedderKind::Sface => "sface",
-        }
-    }
-
-    /// Embedding length.
-    pub fn dims(self) -> usize {
-        match self {
-            EmbedderKind::Mobilefacenet => 192,
-            EmbedderKind::Sface => 128,
-        }
-    }
-
-    /// Default 1:1 cosine threshold: between the same-person and different-person scores seen
-    /// on aligned sample photos (MobileFaceNet ~0.79 vs < 0.21; SFace's published 0.363).
-    pub fn default_threshold(self) -> f32 {
-        match self {
-            EmbedderKind::Mobilefacenet => 0.5,
-            EmbedderKind::Sface => 0.363,
-        }
-    }
-}
+use crate::base::config::EmbedderKind;
+use crate::base::frame::Frame;
 
 /// An embedding model and its session.
 pub struct Embedder {

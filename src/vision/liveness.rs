@@ -14,8 +14,8 @@ use ort::value::Tensor;
 use serde::Serialize;
 
 use super::detect::Face;
-use super::image::{Frame, laplacian_abs};
 use super::runtime::ModelError;
+use crate::base::frame::{Frame, laplacian_abs};
 
 /// Side of the model's square input.
 pub const INPUT: u32 = 256;

@@ -12,20 +12,19 @@
 pub mod align;
 pub mod detect;
 pub mod embed;
-pub mod image;
 pub mod liveness;
 pub mod matcher;
 pub mod quality;
 pub mod runtime;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::base::config::VisionConfig;
+use crate::base::frame::Frame;
 use detect::{Detector, Face};
-use embed::{Embedder, EmbedderKind};
-use image::Frame;
+use embed::Embedder;
 use liveness::{Liveness, LivenessFrame};
 use quality::{Gates, Guidance};
 pub use runtime::ModelError;
@@ -34,138 +33,6 @@ pub use runtime::ModelError;
 pub const DETECTOR_FILE: &str = "face_detection_yunet_2023mar_dynamic.onnx";
 /// The converted anti-spoofing model.
 pub const LIVENESS_FILE: &str = "face_antispoofing.onnx";
-
-/// `[vision]` in the config file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct VisionConfig {
-    /// Directory with the ONNX models and `models.lock.json`. Default: `/usr/share/clockface/models`
-    /// if present, else the developer cache of `models/fetch.py` (`~/.cache/clockface/models`).
-    pub models_dir: Option<PathBuf>,
-    /// Path of `libonnxruntime.so.1.32.0`. Default: `ORT_DYLIB_PATH`, then
-    /// `/usr/lib/clockface/`, then the developer cache.
-    pub onnxruntime: Option<PathBuf>,
-    /// Embedding model: "mobilefacenet" (default, fast) or "sface".
-    pub embedder: EmbedderKind,
-    /// Threads each model may use. 1–8. Default 2.
-    pub threads: u32,
-    /// Longest side of the detector input in pixels: a multiple of 32 from 128 to 640. Smaller
-    /// is faster but misses small faces. Default 320.
-    pub detect_size: u32,
-    /// Minimum detection score, 0–1. Default 0.8.
-    pub detect_threshold: f32,
-    /// 1:1 cosine similarity needed to accept a badge holder's face, 0–1. Default: the
-    /// embedder's (MobileFaceNet 0.5, SFace 0.363).
-    pub match_threshold: Option<f32>,
-    /// 1:N similarity needed to identify someone by face alone, 0–1. Default: the 1:1
-    /// threshold + 0.1, since a wrong 1:N match has no badge to back it.
-    pub identify_threshold: Option<f32>,
-    /// Spoof score below which a frame looks live. Default 0.2 (the model's own cut-off).
-    pub liveness_threshold: f32,
-    /// Good frames the liveness decision needs. 1–10. Default 3.
-    pub liveness_frames: u32,
-    /// Smallest face side, in camera pixels, accepted as "close enough". Default 80.
-    pub min_face_px: u32,
-}
-
-impl Default for VisionConfig {
-    fn default() -> Self {
-        VisionConfig {
-            models_dir: None,
-            onnxruntime: None,
-            embedder: EmbedderKind::Mobilefacenet,
-            threads: 2,
-            detect_size: 320,
-            detect_threshold: 0.8,
-            match_threshold: None,
-            identify_threshold: None,
-            liveness_threshold: 0.2,
-            liveness_frames: 3,
-            min_face_px: 80,
-        }
-    }
-}
-
-impl VisionConfig {
-    /// Models directory after defaults.
-    pub fn models_dir(&self) -> PathBuf {
-        self.models_dir
-            .clone()
-            .unwrap_or_else(runtime::default_models_dir)
-    }
-
-    /// ONNX Runtime library path after defaults.
-    pub fn onnxruntime(&self) -> PathBuf {
-        self.onnxruntime
-            .clone()
-            .unwrap_or_else(runtime::default_onnxruntime)
-    }
-
-    /// 1:1 threshold after defaults.
-    pub fn match_threshold(&self) -> f32 {
-        self.match_threshold
-            .unwrap_or(self.embedder.default_threshold())
-    }
-
-    /// 1:N threshold after defaults.
-    pub fn identify_threshold(&self) -> f32 {
-        self.identify_threshold
-            .unwrap_or(self.match_threshold() + 0.1)
-    }
-
-    /// Problems as (key, message) pairs, for the config checker.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if !(1..=8).contains(&self.threads) {
-            out.push((
-                "vision.threads",
-                format!("{} is out of range; allowed: 1 to 8", self.threads),
-            ));
-        }
-        if !(128..=640).contains(&self.detect_size) || !self.detect_size.is_multiple_of(32) {
-            out.push((
-                "vision.detect_size",
-                format!(
-                    "{} is not allowed; allowed: a multiple of 32 from 128 to 640",
-                    self.detect_size
-                ),
-            ));
-        }
-        for (key, v) in [
-            ("vision.detect_threshold", Some(self.detect_threshold)),
-            ("vision.match_threshold", self.match_threshold),
-            ("vision.identify_threshold", self.identify_threshold),
-            ("vision.liveness_threshold", Some(self.liveness_threshold)),
-        ] {
-            if let Some(v) = v
-                && !(0.0..=1.0).contains(&v)
-            {
-                out.push((key, format!("{v} is out of range; allowed: 0 to 1")));
-            }
-        }
-        if !(1..=10).contains(&self.liveness_frames) {
-            out.push((
-                "vision.liveness_frames",
-                format!("{} is out of range; allowed: 1 to 10", self.liveness_frames),
-            ));
-        }
-        if !(20..=1000).contains(&self.min_face_px) {
-            out.push((
-                "vision.min_face_px",
-                format!("{} is out of range; allowed: 20 to 1000", self.min_face_px),
-            ));
-        }
-        out
-    }
-
-    /// The per-frame gates this config implies.
-    pub fn gates(&self) -> Gates {
-        Gates {
-            min_face_px: self.min_face_px as f32,
-            ..Gates::default()
-        }
-    }
-}
 
 /// Whether face check-in can be offered, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -302,7 +169,8 @@ impl Vision {
         let t = Instant::now();
         let faces = self.detector.detect(frame)?;
         times.detect_ms = ms(t);
-        let (mut guidance, chosen) = quality::assess(frame, &faces, prev, &self.config.gates());
+        let (mut guidance, chosen) =
+            quality::assess(frame, &faces, prev, &Gates::for_config(&self.config));
         let face = chosen.cloned();
         let mut out = FrameAnalysis {
             faces: faces.clone(),

@@ -13,8 +13,9 @@ use std::collections::VecDeque;
 use serde::Serialize;
 
 use super::detect::Face;
-use super::image::Frame;
 use super::liveness::{LivenessFrame, SHARP_MIN_PIXELS};
+use crate::base::config::VisionConfig;
+use crate::base::frame::Frame;
 
 /// What the person at the kiosk should do, or `Ok`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,6 +78,16 @@ impl Default for Gates {
             max_yaw: 0.35,
             pitch: (0.2, 0.8),
             max_motion: 0.15,
+        }
+    }
+}
+
+impl Gates {
+    /// The gates a `[vision]` config implies (its smallest face size over the defaults).
+    pub fn for_config(cfg: &VisionConfig) -> Gates {
+        Gates {
+            min_face_px: cfg.min_face_px as f32,
+            ..Gates::default()
         }
     }
 }

@@ -6,9 +6,9 @@ use crate::common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use clockface::Error;
+use clockface::base::config::Config;
+use clockface::base::error::Error;
 use clockface::commands;
-use clockface::config::Config;
 use clockface::store::Store;
 use common::*;
 
@@ -164,7 +164,7 @@ fn newer_schema_is_refused() {
         .unwrap();
     let e = Store::open(
         &options(dir.path()),
-        std::sync::Arc::new(clockface::clock::SystemClock::new()),
+        std::sync::Arc::new(clockface::base::clock::SystemClock::new()),
     )
     .unwrap_err()
     .to_string();
@@ -216,7 +216,7 @@ fn wrong_data_key_is_detected_at_open() {
     std::fs::copy(other.path().join("data.key"), dir.path().join("data.key")).unwrap();
     let e = Store::open(
         &options(dir.path()),
-        std::sync::Arc::new(clockface::clock::SystemClock::new()),
+        std::sync::Arc::new(clockface::base::clock::SystemClock::new()),
     )
     .unwrap_err()
     .to_string();
@@ -231,7 +231,7 @@ fn disk_full_refuses_new_records_and_keeps_old_ones() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path());
     opts.max_size_mb = 1;
-    let clock = std::sync::Arc::new(clockface::clock::SimClock::new(T0));
+    let clock = std::sync::Arc::new(clockface::base::clock::SimClock::new(T0));
     let mut store = Store::open(&opts, clock).unwrap();
     let mut ok = 0u64;
     let err = loop {

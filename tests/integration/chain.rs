@@ -2,9 +2,9 @@
 
 use crate::common;
 
-use clockface::Error;
+use clockface::base::config::Config;
+use clockface::base::error::Error;
 use clockface::commands;
-use clockface::config::Config;
 use clockface::store::record::Record;
 use common::*;
 

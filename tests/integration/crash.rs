@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use clockface::base::config::Config;
 use clockface::commands;
-use clockface::config::Config;
 use common::*;
 use rand::Rng;
 

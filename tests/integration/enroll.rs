@@ -5,11 +5,10 @@ use crate::common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use clockface::vision::runtime;
 use common::{bin, run};
 
 fn photo(name: &str) -> String {
-    runtime::dev_cache()
+    clockface::base::config::dev_cache()
         .join("photos")
         .join(name)
         .display()

@@ -4,23 +4,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use clockface::base::clock::SystemClock;
+use clockface::base::config::VisionConfig;
+use clockface::base::config::{Config, GpioKind};
+use clockface::base::frame::Frame;
 use clockface::camera::CameraStatus;
 use clockface::camera::replay::{self, ReplayFeed, Scene};
-use clockface::clock::SystemClock;
-use clockface::config::{Config, GpioKind};
 use clockface::hw::gpio::{Pin, SimGpio};
-use clockface::kiosk::machine::Screen;
+use clockface::kiosk::events::Screen;
 use clockface::kiosk::runner::{self, Kiosk, Report, UiInput};
 use clockface::store::record::Outcome;
 use clockface::store::roster::Employee;
 use clockface::store::{Store, StoreOptions};
-use clockface::vision::image::Frame;
-use clockface::vision::{FaceAvailability, Vision, VisionConfig, runtime};
+use clockface::vision::{FaceAvailability, Vision};
 use tokio::sync::mpsc;
 
 fn photo(name: &str) -> Arc<Frame> {
     Arc::new(
-        Frame::open(&runtime::dev_cache().join("photos").join(name)).expect("run models/fetch.py"),
+        Frame::open(
+            &clockface::base::config::dev_cache()
+                .join("photos")
+                .join(name),
+        )
+        .expect("run models/fetch.py"),
     )
 }
 
@@ -31,7 +37,7 @@ struct Harness {
     feed: ReplayFeed,
     gpio: SimGpio,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<clockface::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<clockface::base::error::Result<()>>>,
     config: Config,
     portraits: std::collections::HashMap<&'static str, Frame>,
     _dir: tempfile::TempDir,
@@ -77,7 +83,7 @@ fn start(consent: bool, vision_cfg: VisionConfig) -> Harness {
         for name in ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"] {
             let f = photo(name);
             let face = v.detect(&f).unwrap().remove(0);
-            portraits.insert(name, replay::head_and_shoulders(&f, &face));
+            portraits.insert(name, replay::head_and_shoulders(&f, face.bbox));
         }
         let v = &mut v;
         let mut enrol = |store: &mut Store, id: &str, photos: &[&str]| {
@@ -535,12 +541,15 @@ async fn settings_changed_by_an_admin_apply_without_a_restart() {
         Arc::new(SystemClock::new()),
     )
     .unwrap();
-    clockface::settings::change(&mut ui_store, &h.config, "A1", "gpio.relay_ms", "400").unwrap();
-    clockface::settings::change(&mut ui_store, &h.config, "A1", "policy.direction", "out").unwrap();
+    clockface::store::settings::change(&mut ui_store, &h.config, "A1", "gpio.relay_ms", "400")
+        .unwrap();
+    clockface::store::settings::change(&mut ui_store, &h.config, "A1", "policy.direction", "out")
+        .unwrap();
     // A value the validator refuses changes nothing.
-    let err = clockface::settings::change(&mut ui_store, &h.config, "A1", "sync.url", "ftp://hub")
-        .unwrap_err()
-        .to_string();
+    let err =
+        clockface::store::settings::change(&mut ui_store, &h.config, "A1", "sync.url", "ftp://hub")
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("sync.url"), "{err}");
     h.ui.send(UiInput::SettingsChanged).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -589,6 +598,6 @@ async fn settings_changed_by_an_admin_apply_without_a_restart() {
         && detail.contains("\"from\":\"1500\"")
         && detail.contains("\"to\":\"400\"")));
     // And after a restart the change is still in force.
-    let again = clockface::settings::effective(&config, &store).unwrap();
+    let again = clockface::store::settings::effective(&config, &store).unwrap();
     assert_eq!(again.gpio.relay_ms, 400);
 }

@@ -1,7 +1,8 @@
 //! The check-in state machine, driven with plain values and simulated time.
 
-use clockface::config::{DirectionPolicy, PolicyConfig};
-use clockface::kiosk::machine::*;
+use clockface::base::config::{DirectionPolicy, PolicyConfig};
+use clockface::kiosk::events::*;
+use clockface::kiosk::machine::Machine;
 use clockface::store::record::{Direction, Method, Outcome};
 use clockface::vision::detect::Face;
 use clockface::vision::liveness::LivenessFrame;
@@ -65,10 +66,7 @@ fn obs(score: f32, sim: f32, jitter: f32) -> Event {
 }
 
 fn badge(p: Option<Person>) -> Event {
-    Event::Badge {
-        badge: "04A1B2C3".into(),
-        person: p,
-    }
+    Event::Badge { person: p }
 }
 
 fn records(effects: &[Effect]) -> Vec<(Outcome, String, Method, String)> {

@@ -15,6 +15,7 @@ mod crash;
 mod enroll;
 mod hub_api;
 mod kiosk;
+mod layers;
 mod machine;
 mod ota;
 mod privacy;

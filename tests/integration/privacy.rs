@@ -4,8 +4,8 @@ use crate::common;
 
 use std::time::Duration;
 
+use clockface::base::config::RetentionPolicy;
 use clockface::store::record::Outcome;
-use clockface::store::retention::RetentionPolicy;
 use clockface::store::roster::Employee;
 use common::*;
 
@@ -16,7 +16,7 @@ const POLICY: RetentionPolicy = RetentionPolicy {
 const DAY: Duration = Duration::from_secs(86_400);
 
 fn verify(dir: &std::path::Path) -> u64 {
-    let mut cfg = clockface::config::Config::default();
+    let mut cfg = clockface::base::config::Config::default();
     cfg.store.data_dir = dir.to_owned();
     clockface::commands::verify(&cfg, false, &mut Vec::new())
         .expect("verifies")
@@ -112,10 +112,10 @@ fn purging_everything_keeps_the_chain_anchor() {
     raw_db(dir.path())
         .execute("UPDATE chain_anchor SET hash = zeroblob(32)", [])
         .unwrap();
-    let mut cfg = clockface::config::Config::default();
+    let mut cfg = clockface::base::config::Config::default();
     cfg.store.data_dir = dir.path().to_owned();
     match clockface::commands::verify(&cfg, false, &mut Vec::new()) {
-        Err(clockface::Error::ChainBroken { seq: 3, reason, .. }) => {
+        Err(clockface::base::error::Error::ChainBroken { seq: 3, reason, .. }) => {
             assert!(reason.contains("previous-hash"), "{reason}")
         }
         other => panic!("expected record 3 to be named, got {other:?}"),
@@ -321,7 +321,7 @@ fn pin_lockout_grows_and_survives_a_restart() {
     drop(store);
 
     // A restart does not reset it.
-    let clock2 = std::sync::Arc::new(clockface::clock::SimClock::new(t0 + 10_000));
+    let clock2 = std::sync::Arc::new(clockface::base::clock::SimClock::new(t0 + 10_000));
     let mut store = clockface::store::Store::open(&options(dir.path()), clock2.clone()).unwrap();
     assert!(matches!(
         store.check_pin("A9", "739214").unwrap(),
@@ -426,12 +426,12 @@ fn departed_employees_checkins_are_pseudonymised_once_acknowledged() {
         .unwrap();
     assert_eq!(whole, 1);
     // Exports skip what is no longer there, and say so by count.
-    let mut cfg = clockface::config::Config::default();
+    let mut cfg = clockface::base::config::Config::default();
     cfg.store.data_dir = dir.path().to_owned();
     let mut csv = Vec::new();
     let s = clockface::store::Store::open(
         &options(dir.path()),
-        std::sync::Arc::new(clockface::clock::SimClock::new(T0)),
+        std::sync::Arc::new(clockface::base::clock::SimClock::new(T0)),
     )
     .unwrap();
     let n = s

@@ -97,10 +97,22 @@ fn deleting_an_employee_wipes_templates_badges_and_keeps_records() {
     store.record_consent("E1", true, "v1", "A1").unwrap();
     store.add_template("A1", "E1", "m", &template(4.0)).unwrap();
     store.append(&checkin("E1")).unwrap();
-    assert_eq!(store.employee_by_badge("04AABB").unwrap().unwrap().id, "E1");
+    assert_eq!(
+        store
+            .employee_by_badge(&clockface::base::badge::BadgeId::parse("04AABB").unwrap())
+            .unwrap()
+            .unwrap()
+            .id,
+        "E1"
+    );
     assert!(store.delete_employee("A1", "E1").unwrap());
     assert!(store.employee("E1").unwrap().is_none());
-    assert!(store.employee_by_badge("04AABB").unwrap().is_none());
+    assert!(
+        store
+            .employee_by_badge(&clockface::base::badge::BadgeId::parse("04AABB").unwrap())
+            .unwrap()
+            .is_none()
+    );
     let stats = store.stats().unwrap();
     assert_eq!(
         (stats.templates, stats.employees, stats.checkins),

@@ -4,7 +4,7 @@ use crate::common;
 
 use std::sync::Arc;
 
-use clockface::clock::SimClock;
+use clockface::base::clock::SimClock;
 use clockface::store::migrations::{self, MIGRATIONS};
 use clockface::store::{DB_FILE, Store};
 use common::*;

@@ -6,11 +6,11 @@ use crate::common;
 use std::path::Path;
 use std::time::Duration;
 
-use clockface::config::Config;
+use clockface::base::config::Config;
+use clockface::base::protocol::{Roster, RosterConsent, RosterEmployee, RosterTemplate};
 use clockface::hub::db::Chain;
 use clockface::store::Store;
 use clockface::store::sync::OutboxChain;
-use clockface::sync::protocol::{Roster, RosterConsent, RosterEmployee, RosterTemplate};
 use clockface::sync::{RoundReport, SyncError, Syncer};
 use common::net::{Fault, FaultProxy, TestCa, TestHub};
 
@@ -499,7 +499,7 @@ fn roster_download_applies_changes_and_deletion_wipes_templates() {
     assert!(rep.roster_applied);
     assert_eq!(
         store
-            .employee_by_badge("04a1b2c3")
+            .employee_by_badge(&clockface::base::badge::BadgeId::parse("04a1b2c3").unwrap())
             .unwrap()
             .unwrap()
             .display_name,

@@ -4,8 +4,9 @@
 
 use crate::common;
 
+use clockface::base::config::Language;
 use clockface::kiosk::runner::UiInput;
-use clockface::ui::controller::{Command, Language, PageId};
+use clockface::ui::controller::{Command, PageId};
 use clockface::ui::gallery::{SIZES, scenarios};
 use clockface::ui::headless::Headless;
 use i_slint_backend_testing::ElementHandle;
@@ -245,7 +246,7 @@ fn admin_buttons_open_pages_with_store_data_switch_language_and_exit() {
             },
         )
         .unwrap();
-    let mut config = clockface::config::Config::default();
+    let mut config = clockface::base::config::Config::default();
     config.store.data_dir = dir.path().to_owned();
     let admin = clockface::ui::admin::StoreAdmin {
         store,
@@ -375,7 +376,7 @@ fn tap_row(h: &Headless, key: &str) {
 fn settings_are_changed_by_taps_checked_stored_audited_and_announced() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = common::open(dir.path());
-    let mut config = clockface::config::Config::default();
+    let mut config = clockface::base::config::Config::default();
     config.store.data_dir = dir.path().to_owned();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let admin = clockface::ui::admin::StoreAdmin {
@@ -443,7 +444,7 @@ fn settings_are_changed_by_taps_checked_stored_audited_and_announced() {
 
     // In the store: in force after a restart, and audited with the admin as actor.
     let (store, _) = common::open(dir.path());
-    let eff = clockface::settings::effective(&config, &store).unwrap();
+    let eff = clockface::store::settings::effective(&config, &store).unwrap();
     assert_eq!(eff.gpio.relay_ms, 1700);
     assert_eq!(eff.sync.url, "https://hub.example.com:8443");
     let audit: Vec<_> = store

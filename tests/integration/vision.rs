@@ -4,13 +4,16 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use clockface::base::config::VisionConfig;
+use clockface::base::frame::Frame;
 use clockface::camera::replay;
-use clockface::vision::image::Frame;
 use clockface::vision::quality::{LivenessDecision, LivenessFusion};
-use clockface::vision::{FaceAvailability, Vision, VisionConfig, embed::cosine, runtime};
+use clockface::vision::{FaceAvailability, Vision, embed::cosine};
 
 fn photo(name: &str) -> Frame {
-    let p = runtime::dev_cache().join("photos").join(name);
+    let p = clockface::base::config::dev_cache()
+        .join("photos")
+        .join(name);
     Frame::open(&p).unwrap_or_else(|e| panic!("{e} (run models/fetch.py)"))
 }
 
@@ -218,7 +221,7 @@ fn degradations_move_the_score_toward_spoof() {
 
 #[test]
 fn a_corrupt_or_missing_model_is_named_and_face_checkin_is_unavailable() {
-    let src = runtime::dev_cache().join("models");
+    let src = clockface::base::config::dev_cache().join("models");
     let dir = tempfile::tempdir().unwrap();
     for f in std::fs::read_dir(&src).unwrap() {
         let f = f.unwrap().path();
@@ -257,11 +260,11 @@ fn a_corrupt_or_missing_model_is_named_and_face_checkin_is_unavailable() {
 
 #[test]
 fn rust_agrees_with_opencv_and_python_onnxruntime() {
-    let py = runtime::dev_cache().join("venv/bin/python");
+    let py = clockface::base::config::dev_cache().join("venv/bin/python");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/reference.py");
     let paths: Vec<PathBuf> = PORTRAITS
         .iter()
-        .map(|n| runtime::dev_cache().join("photos").join(n))
+        .map(|n| clockface::base::config::dev_cache().join("photos").join(n))
         .collect();
     let mut v = vision();
     // Detection: boxes and landmarks within 2 px of OpenCV's own YuNet decoder.

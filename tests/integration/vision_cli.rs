@@ -2,11 +2,10 @@
 
 use crate::common;
 
-use clockface::vision::runtime;
 use common::run;
 
 fn photo(name: &str) -> String {
-    runtime::dev_cache()
+    clockface::base::config::dev_cache()
         .join("photos")
         .join(name)
         .display()

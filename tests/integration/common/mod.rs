@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use clockface::clock::SimClock;
+use clockface::base::clock::SimClock;
 use clockface::store::record::{Direction, Method, NewRecord, Outcome};
 use clockface::store::{Store, StoreOptions};
 
@@ -117,7 +117,7 @@ pub trait WallNow {
 
 impl WallNow for SimClock {
     fn wall_ms_now(&self) -> i64 {
-        use clockface::clock::Clock;
+        use clockface::base::clock::Clock;
         self.wall_ms()
     }
 }

@@ -171,7 +171,7 @@ pub struct PolicyDocument {
     /// Monotonic version; the ETag is derived from it.
     pub version: i64,
     /// The `[policy]` section, in the same fields and units as the config file.
-    pub policy: crate::config::PolicyConfig,
+    pub policy: crate::base::config::PolicyConfig,
 }
 
 /// `POST /v1/heartbeat`: how the kiosk is doing.

@@ -7,8 +7,9 @@
 //! messages as `clockface config check` — audited, and then reloaded by the running kiosk
 //! without a restart. This module owns that policy; it must not touch the screens.
 
-use crate::config::{Config, Problem};
-use crate::error::{Error, Result};
+use crate::base::config::Config;
+use crate::base::error::{Error, Result};
+use crate::base::problem::Problem;
 use crate::store::Store;
 
 /// What kind of value a setting takes, and so which editor the screen shows.
@@ -185,24 +186,31 @@ fn to_value(s: &Setting, text: &str) -> std::result::Result<toml::Value, String>
     })
 }
 
-/// The configuration in force: the file's, with the changes made at the kiosk merged over it.
-/// A stored change that no longer validates (say, after an update tightened a range) is left
-/// out, loudly, rather than stopping the kiosk.
+/// The configuration in force: the file's, with the changes made at the kiosk merged over it,
+/// and the backend's policy in place of `[policy]` once the backend sent one. Every reader of
+/// the configuration (the runner, the outbox, the admin pages, `clockface run`) calls this, so
+/// they cannot disagree. A stored change that no longer validates (say, after an update
+/// tightened a range) is left out, loudly, rather than stopping the kiosk.
 pub fn effective(file: &Config, store: &Store) -> Result<Config> {
     let overrides = store.admin_overrides()?;
-    if overrides.is_empty() {
-        return Ok(file.clone());
-    }
-    match file.with_overrides(&overrides) {
-        Ok(cfg) => Ok(cfg),
-        Err(problems) => {
-            tracing::error!(
-                problems = %Problem::list(&problems),
-                "settings changed at the kiosk no longer validate; using the config file's"
-            );
-            Ok(file.clone())
+    let mut cfg = if overrides.is_empty() {
+        file.clone()
+    } else {
+        match file.with_overrides(&overrides) {
+            Ok(cfg) => cfg,
+            Err(problems) => {
+                tracing::error!(
+                    problems = %Problem::list(&problems),
+                    "settings changed at the kiosk no longer validate; using the config file's"
+                );
+                file.clone()
+            }
         }
+    };
+    if let Some(doc) = store.backend_policy()? {
+        cfg.policy = doc.policy;
     }
+    Ok(cfg)
 }
 
 /// Sets `key` to `text` for `actor` (an admin's employee id): checks it as part of the whole
@@ -233,16 +241,15 @@ pub fn change(
     let mut inner = toml::Table::new();
     inner.insert(field.to_string(), value.clone());
     single.insert(section.to_string(), toml::Value::Table(inner));
-    crate::config::merge_tables(&mut overrides, &single, "", &mut Vec::new());
-    let after = file
-        .with_overrides(&overrides)
+    crate::base::config::merge_tables(&mut overrides, &single, "", &mut Vec::new());
+    file.with_overrides(&overrides)
         .map_err(|problems| Error::ConfigInvalid {
             path: "the settings page".into(),
             problems,
         })?;
     store.set_admin_override(actor, key, value, &current(&before, key))?;
     tracing::info!(key, "setting changed at the kiosk");
-    Ok(after)
+    effective(file, store)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// An 8-bit RGB image, row-major, 3 bytes per pixel.
 #[derive(Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::Problem;
+use crate::base::problem::Problem;
 
 /// What a caller can do about an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

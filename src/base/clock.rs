@@ -9,6 +9,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::base::error::{Error, Result};
+
 /// A source of time for records and timers.
 pub trait Clock: Send + Sync {
     /// Wall-clock time, milliseconds since the Unix epoch (UTC).
@@ -148,6 +150,25 @@ impl Clock for SimClock {
     fn boot_id(&self) -> [u8; 16] {
         *self.boot_id.lock().unwrap()
     }
+}
+
+/// Parses `--since`/`--until`: `YYYY-MM-DD` (UTC midnight) or RFC 3339.
+pub fn parse_time(flag: &str, s: &str) -> Result<i64> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc()
+            .timestamp_millis());
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            Error::invalid(
+                flag,
+                format!("{s:?} is not a date (YYYY-MM-DD, UTC) or an RFC 3339 time (2026-11-29T08:00:00+08:00)"),
+            )
+        })
 }
 
 #[cfg(test)]

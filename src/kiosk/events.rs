@@ -1,0 +1,268 @@
+//! What goes into the check-in machine and what comes out: events, effects, screens, and the
+//! plain values they carry. Types only; the decisions are in [`super::machine`].
+
+use serde::Serialize;
+
+use crate::store::record::{Direction, NewRecord};
+use crate::vision::detect::Face;
+use crate::vision::liveness::LivenessFrame;
+use crate::vision::quality::Guidance;
+
+/// The time as the machine needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic milliseconds (timeouts, anti-passback).
+    pub mono_ms: u64,
+    /// Local minutes after midnight (direction schedule).
+    pub minute_of_day: u32,
+}
+
+/// What the kiosk knows about a person when their badge is tapped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Person {
+    /// Employee id.
+    pub id: String,
+    /// Name for the verdict screen.
+    pub name: String,
+    /// May enter admin mode.
+    pub is_admin: bool,
+    /// On the roster and allowed to check in.
+    pub active: bool,
+    /// Consent given and templates enrolled for the current embedder.
+    pub face_enrolled: bool,
+    /// A PIN is set.
+    pub has_pin: bool,
+}
+
+/// One analysed camera frame, as the runner reports it.
+#[derive(Debug, Clone, Default)]
+pub struct FaceObs {
+    /// Gate result for the chosen face.
+    pub guidance: Option<Guidance>,
+    /// The chosen face.
+    pub face: Option<Face>,
+    /// Its liveness, when the gates passed.
+    pub liveness: Option<LivenessFrame>,
+    /// Similarity to the claimed person's templates (verification).
+    pub similarity: Option<f32>,
+    /// Who the face is, by 1:N search (face-only mode), with the similarity.
+    pub identified: Option<(Person, f32)>,
+    /// The embedding (only during enrolment).
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// Admin commands (from the admin screens or the demo script).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdminCmd {
+    /// Start enrolling this person's face.
+    Enrol(Person),
+    /// Leave admin mode.
+    Exit,
+}
+
+/// The result of an admin PIN typed at the idle screen (no badge says whose it is).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdminPin {
+    /// It is this active admin's PIN: enter admin mode.
+    Accepted(Person),
+    /// It matched no admin.
+    Wrong,
+    /// Admin PIN entry is locked out after repeated failures.
+    LockedOut,
+}
+
+/// Inputs to the machine.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A badge was read; `person` is who it names on the roster (None: unknown). The badge id
+    /// itself stays with the runner: no decision needs it.
+    Badge {
+        /// Who it names.
+        person: Option<Person>,
+    },
+    /// The PIN pad result for the person the machine is asking (checked by the runner).
+    Pin {
+        /// Whether the PIN matched.
+        ok: bool,
+    },
+    /// A camera frame was analysed.
+    Face(FaceObs),
+    /// Time passed (the runner ticks at least every 100 ms).
+    Tick,
+    /// The camera stopped or came back.
+    Camera {
+        /// True when frames flow.
+        live: bool,
+    },
+    /// An admin command.
+    Admin(AdminCmd),
+    /// The employee's answer on the consent screen.
+    Consent {
+        /// Accepted?
+        given: bool,
+    },
+    /// An admin PIN typed at the idle screen, as the runner checked it against every admin.
+    AdminPin(AdminPin),
+}
+
+/// What the screen shows; the UI renders it, the demo prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "screen", rename_all = "snake_case")]
+pub enum Screen {
+    /// Waiting: "tap your badge or look at the camera".
+    Idle {
+        /// Whether face check-in is available right now.
+        face_available: bool,
+    },
+    /// Capturing the face, with guidance.
+    Capture {
+        /// Who is being verified.
+        name: String,
+        /// What to do.
+        guidance: Guidance,
+    },
+    /// An active liveness challenge.
+    Challenge {
+        /// Who.
+        name: String,
+        /// The prompt ("turn your head slightly left").
+        prompt: String,
+    },
+    /// The PIN pad.
+    PinPad {
+        /// Who.
+        name: String,
+        /// Why the PIN is asked for (no face enrolment, camera unavailable, face not recognised).
+        reason: String,
+        /// The same as a stable code the UI translates: `no_face_enrolment`,
+        /// `face_unavailable`, `camera_unavailable`, `pin_wrong`, or the face failure's record
+        /// reason (`face_mismatch`, `liveness_failed`, ...).
+        code: String,
+    },
+    /// Accepted.
+    Accepted {
+        /// Who.
+        name: String,
+        /// In, out or auto.
+        direction: Direction,
+    },
+    /// Refused, with the reason in plain words.
+    Rejected {
+        /// Who, if known.
+        name: Option<String>,
+        /// Why.
+        reason: String,
+        /// The same as a stable code the UI translates (the record's reason code, or
+        /// `camera_unavailable_no_pin`, `store_failed`).
+        code: String,
+    },
+    /// Anti-passback: seen recently, nothing new recorded.
+    AlreadyCheckedIn {
+        /// Who.
+        name: String,
+        /// Minutes since the last check-in.
+        minutes_ago: u64,
+    },
+    /// Admin mode.
+    Admin {
+        /// The admin.
+        name: String,
+        /// The admin's employee id: the actor of changes made on the admin pages.
+        id: String,
+    },
+    /// Consent screen before face enrolment.
+    Consent {
+        /// Who is asked.
+        name: String,
+        /// Version of the consent text shown.
+        text_version: String,
+    },
+    /// Enrolment capture progress.
+    Enrolling {
+        /// Who.
+        name: String,
+        /// Good frames so far.
+        captured: u32,
+        /// Frames needed.
+        needed: u32,
+        /// What to do.
+        guidance: Guidance,
+    },
+    /// Enrolment finished or refused.
+    EnrolDone {
+        /// Who.
+        name: String,
+        /// Whether templates were stored.
+        enrolled: bool,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// What the runner must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Append a signed record durably (before any feedback that follows).
+    Record(NewRecord),
+    /// Show a screen.
+    Show(Screen),
+    /// Pulse the door relay for the configured time.
+    OpenDoor,
+    /// Light the green (true) or red LED for the verdict time.
+    Led(bool),
+    /// Sound the accept (true) or refuse buzzer pattern.
+    Buzz(bool),
+    /// Record a consent decision (and wipe templates if declined).
+    RecordConsent {
+        /// Employee.
+        employee: String,
+        /// Given or declined.
+        given: bool,
+        /// Consent text version.
+        text_version: String,
+        /// Witnessing admin.
+        witness: String,
+    },
+    /// Store these embeddings as the employee's templates (encrypted); no image is kept.
+    StoreTemplates {
+        /// Employee.
+        employee: String,
+        /// The witnessing admin.
+        admin: String,
+        /// One embedding per good frame.
+        embeddings: Vec<Vec<f32>>,
+    },
+    /// Write an admin action to the signed audit log.
+    Audit {
+        /// Who.
+        actor: String,
+        /// What.
+        action: &'static str,
+    },
+}
+
+/// What the runner should ask the vision pipeline for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VisionRequest {
+    /// Nothing: save the CPU.
+    Off,
+    /// Verify frames against this person's templates.
+    Verify(String),
+    /// Identify faces 1:N (face-only policy, idle screen).
+    Identify,
+    /// Enrolment: gates, liveness and embedding.
+    Enrol,
+}
+
+/// Thresholds the machine applies to what the runner measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// 1:1 similarity to accept.
+    pub verify: f32,
+    /// 1:N similarity to identify.
+    pub identify: f32,
+    /// Spoof score below which a frame looks live.
+    pub liveness: f32,
+    /// Good frames the liveness decision needs.
+    pub liveness_frames: usize,
+}
