@@ -29,10 +29,8 @@
 //! - [`error`] — the error type and its retry/alert/reject classification.
 
 pub mod base;
-pub mod bench;
 pub mod camera;
 pub mod commands;
-pub mod demo;
 pub mod hub;
 pub mod hw;
 pub mod kiosk;

@@ -99,7 +99,7 @@ enum RosterCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    clockface::commands::init_logging("info");
+    clockface::commands::context::init_logging("info");
     let out = &mut std::io::stdout();
     let r = match cli.command {
         Cmd::Serve {

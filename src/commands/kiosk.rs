@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::emit;
+use super::context::{ConfigSource, emit};
 use crate::base::clock::SystemClock;
 use crate::base::config::Config;
 use crate::base::error::{Error, Result};
@@ -16,7 +16,93 @@ use crate::store::{Store, StoreOptions};
 use crate::vision::quality::{self, Guidance};
 use crate::vision::{Vision, liveness};
 
-/// `clockface run`: the appliance with the configured backends, until SIGTERM or SIGINT.
+/// `clockface run`: no arguments beyond the global `--config` and `--data-dir`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {}
+
+impl RunArgs {
+    /// Runs the kiosk until SIGTERM or SIGINT.
+    pub fn run(self, src: &ConfigSource, _out: &mut dyn Write) -> Result<()> {
+        run(src.load_logged()?)
+    }
+}
+
+/// `clockface enroll`.
+#[derive(Debug, clap::Args)]
+pub struct EnrollArgs {
+    /// Employee id (must be on the roster).
+    #[arg(long)]
+    employee: String,
+    /// Id of the admin who witnessed the employee's consent.
+    #[arg(long)]
+    consent_witness: String,
+    /// Photos of the employee, one face each.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+impl EnrollArgs {
+    /// Records consent and enrols the face.
+    pub fn run(self, src: &ConfigSource, out: &mut dyn Write) -> Result<()> {
+        let cfg = src.load_logged()?;
+        enroll(
+            &cfg,
+            &self.employee,
+            &self.consent_witness,
+            &self.images,
+            self.json,
+            out,
+        )
+        .map(drop)
+    }
+}
+
+/// `clockface roster …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RosterCmd {
+    /// Add or update an employee.
+    Add {
+        /// Employee id.
+        #[arg(long)]
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Badge id (repeatable).
+        #[arg(long = "badge")]
+        badges: Vec<String>,
+        /// May enter admin mode.
+        #[arg(long)]
+        admin: bool,
+        /// On the roster but not allowed to check in.
+        #[arg(long)]
+        inactive: bool,
+        /// Read a PIN (4-12 digits) from the first line of standard input.
+        #[arg(long)]
+        pin_stdin: bool,
+    },
+}
+
+impl RosterCmd {
+    /// Runs the roster subcommand.
+    pub fn run(self, src: &ConfigSource, out: &mut dyn Write) -> Result<()> {
+        let RosterCmd::Add {
+            id,
+            name,
+            badges,
+            admin,
+            inactive,
+            pin_stdin,
+        } = self;
+        let cfg = src.load_logged()?;
+        roster_add(&cfg, &id, &name, &badges, admin, inactive, pin_stdin, out)
+    }
+}
+
+/// The appliance with the configured backends, until SIGTERM or SIGINT.
 pub fn run(cfg: Config) -> Result<()> {
     crate::kiosk::tune_allocator();
     let clock: Arc<dyn crate::base::clock::Clock> = Arc::new(SystemClock::new());

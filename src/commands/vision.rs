@@ -7,13 +7,94 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::emit;
+use super::context::{ConfigSource, emit};
 use crate::base::config::Config;
 use crate::base::error::{Error, Result};
 use crate::base::frame::Frame;
 use crate::vision::detect::Face;
 use crate::vision::quality::{self, Guidance};
 use crate::vision::{Vision, liveness};
+
+/// `clockface vision …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum VisionCmd {
+    /// Faces in each image: box, score, 5 landmarks.
+    Detect {
+        /// JPEG or PNG files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Single-frame liveness of the main face in each image: score, live, reason.
+    Liveness {
+        /// JPEG or PNG files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Similarity of the main faces of two images, and whether they match.
+    Compare {
+        /// First image.
+        image_a: PathBuf,
+        /// Second image.
+        image_b: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-stage medians at 1 and 2 threads, 1:N at 100,000 templates, peak RSS, Python ratio.
+    Bench {
+        /// Rounds over the photos.
+        #[arg(long, default_value_t = 10)]
+        frames: usize,
+        /// Photos to run on [default: the real test photos fetched by models/fetch.py].
+        images: Vec<PathBuf>,
+        /// Print the figures as JSON at the end.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl VisionCmd {
+    /// Runs the vision subcommand; built-in defaults when there is no config file at all.
+    pub fn run(self, src: &ConfigSource, out: &mut dyn Write) -> Result<()> {
+        let cfg = src.load_or_default()?;
+        super::context::init_logging(&cfg.log.level);
+        match self {
+            VisionCmd::Detect { images, json } => detect(&cfg, &images, json, out).map(drop),
+            VisionCmd::Liveness { images, json } => liveness(&cfg, &images, json, out).map(drop),
+            VisionCmd::Compare {
+                image_a,
+                image_b,
+                json,
+            } => compare(&cfg, &image_a, &image_b, json, out).map(drop),
+            VisionCmd::Bench {
+                frames,
+                images,
+                json,
+            } => {
+                let images = if images.is_empty() {
+                    default_photos()?
+                } else {
+                    images
+                };
+                let v = super::bench::vision::vision(&cfg.vision, &images, frames, out)?;
+                if json {
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string_pretty(&v).expect("serialisable")
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+}
 
 fn load(cfg: &Config) -> Result<Vision> {
     Vision::load(&cfg.vision).map_err(|e| Error::invalid("face models", e.to_string()))

@@ -268,20 +268,6 @@ pub fn scenarios() -> Vec<(&'static str, UiState)> {
     ]
 }
 
-/// A camera view for the capture pages: a real test photo framed as the kiosk camera sees a
-/// person, with the face box the real detector finds. None without the models or photos.
-pub fn camera_view() -> Option<(crate::base::frame::Frame, [f32; 4])> {
-    use crate::camera::replay::{fit, head_and_shoulders};
-    let photo = crate::base::config::dev_cache().join("photos/obama.jpg");
-    let photo = crate::base::frame::Frame::open(&photo).ok()?;
-    let mut v = crate::vision::Vision::load(&crate::base::config::VisionConfig::default()).ok()?;
-    let face = v.detect(&photo).ok()?.into_iter().next()?;
-    let view = fit(&head_and_shoulders(&photo, face.bbox), 640, 480);
-    let f = v.detect(&view).ok()?.into_iter().next()?;
-    let [x, y, w, h] = f.bbox;
-    Some((view, [x / 640.0, y / 480.0, w / 640.0, h / 480.0]))
-}
-
 /// The file name of one rendering.
 pub fn file_name(screen: &str, lang: Language, (w, h): (u32, u32)) -> String {
     let l = match lang {
@@ -292,13 +278,15 @@ pub fn file_name(screen: &str, lang: Language, (w, h): (u32, u32)) -> String {
 }
 
 /// Renders `screens` (all when empty) in both languages at `sizes` into `dir`; returns the files.
+/// `camera` is a camera view with its face box (as fractions of the view) for the capture
+/// pages; without one they show an empty preview.
 pub fn render(
     dir: &Path,
     screens: &[&str],
     sizes: &[(u32, u32)],
+    camera: Option<(crate::base::frame::Frame, [f32; 4])>,
 ) -> crate::base::error::Result<Vec<String>> {
     std::fs::create_dir_all(dir).map_err(|e| crate::base::error::Error::io(dir, e))?;
-    let camera = camera_view();
     let mut out = Vec::new();
     for (name, state) in scenarios() {
         if !screens.is_empty() && !screens.contains(&name) {

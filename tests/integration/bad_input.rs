@@ -8,7 +8,7 @@ use std::path::Path;
 
 use clockface::base::config::Config;
 use clockface::base::error::Error;
-use clockface::commands;
+use clockface::commands::records;
 use clockface::store::Store;
 use common::*;
 
@@ -20,7 +20,7 @@ fn cfg(dir: &Path) -> Config {
 
 /// Verifies the store and returns how many check-in records it holds.
 fn verified_count(dir: &Path) -> u64 {
-    commands::verify(&cfg(dir), false, &mut Vec::new())
+    records::verify(&cfg(dir), false, &mut Vec::new())
         .expect("store still verifies")
         .chains[0]
         .entries

@@ -4,7 +4,7 @@ use crate::common;
 
 use clockface::base::config::Config;
 use clockface::base::error::Error;
-use clockface::commands;
+use clockface::commands::records;
 use clockface::store::record::Record;
 use common::*;
 
@@ -15,7 +15,7 @@ fn cfg(dir: &std::path::Path) -> Config {
 }
 
 fn verify_err(dir: &std::path::Path) -> (&'static str, u64, String) {
-    match commands::verify(&cfg(dir), false, &mut Vec::new()) {
+    match records::verify(&cfg(dir), false, &mut Vec::new()) {
         Err(Error::ChainBroken { chain, seq, reason }) => (chain, seq, reason),
         other => panic!("expected a broken chain, got {other:?}"),
     }
@@ -59,7 +59,7 @@ fn intact_chain_verifies_and_links() {
     assert_eq!(f.reason, "face_mismatch");
     assert_eq!(f.match_score, None);
     drop(store);
-    let report = commands::verify(&cfg(dir.path()), false, &mut Vec::new()).unwrap();
+    let report = records::verify(&cfg(dir.path()), false, &mut Vec::new()).unwrap();
     assert_eq!(report.chains[0].entries, 6);
     assert_eq!(report.chains[0].head_hash, hex::encode(prev));
 }
@@ -77,7 +77,7 @@ fn changing_any_byte_of_a_record_is_detected_and_named() {
         assert_eq!((chain, seq), ("check-in", 3), "flip at byte {i}: {reason}");
     }
     set_bytes(dir.path(), "records", 3, &original);
-    commands::verify(&cfg(dir.path()), false, &mut Vec::new()).expect("restored chain verifies");
+    records::verify(&cfg(dir.path()), false, &mut Vec::new()).expect("restored chain verifies");
 }
 
 #[test]
@@ -179,6 +179,6 @@ fn verify_works_without_the_private_key() {
     drop(store_with(dir.path(), 3));
     std::fs::remove_file(dir.path().join("device.key")).unwrap();
     std::fs::remove_file(dir.path().join("data.key")).unwrap();
-    let report = commands::verify(&cfg(dir.path()), false, &mut Vec::new()).unwrap();
+    let report = records::verify(&cfg(dir.path()), false, &mut Vec::new()).unwrap();
     assert_eq!(report.chains[0].entries, 3);
 }

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use clockface::base::config::Config;
-use clockface::commands;
+use clockface::commands::records;
 use common::*;
 use rand::Rng;
 
@@ -68,7 +68,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_record() {
         // ... and the whole chain verifies.
         let mut cfg = Config::default();
         cfg.store.data_dir = data.clone();
-        commands::verify(&cfg, false, &mut Vec::new())
+        records::verify(&cfg, false, &mut Vec::new())
             .unwrap_or_else(|e| panic!("round {round}: verify failed after SIGKILL: {e}"));
     }
     assert!(

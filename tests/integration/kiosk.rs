@@ -194,7 +194,8 @@ impl Harness {
             .map(|s| store.record(s).unwrap().unwrap())
             .map(|r| (r.outcome, r.employee_id, r.reason))
             .collect();
-        clockface::commands::verify(&self.config, false, &mut Vec::new()).expect("chain verifies");
+        clockface::commands::records::verify(&self.config, false, &mut Vec::new())
+            .expect("chain verifies");
         (recs, self.gpio, self._dir)
     }
 }

@@ -18,7 +18,7 @@ const DAY: Duration = Duration::from_secs(86_400);
 fn verify(dir: &std::path::Path) -> u64 {
     let mut cfg = clockface::base::config::Config::default();
     cfg.store.data_dir = dir.to_owned();
-    clockface::commands::verify(&cfg, false, &mut Vec::new())
+    clockface::commands::records::verify(&cfg, false, &mut Vec::new())
         .expect("verifies")
         .chains[0]
         .head_seq
@@ -114,7 +114,7 @@ fn purging_everything_keeps_the_chain_anchor() {
         .unwrap();
     let mut cfg = clockface::base::config::Config::default();
     cfg.store.data_dir = dir.path().to_owned();
-    match clockface::commands::verify(&cfg, false, &mut Vec::new()) {
+    match clockface::commands::records::verify(&cfg, false, &mut Vec::new()) {
         Err(clockface::base::error::Error::ChainBroken { seq: 3, reason, .. }) => {
             assert!(reason.contains("previous-hash"), "{reason}")
         }
@@ -451,7 +451,7 @@ fn departed_employees_checkins_are_pseudonymised_once_acknowledged() {
         [],
     )
     .unwrap();
-    let e = clockface::commands::verify(&cfg, false, &mut Vec::new()).unwrap_err();
+    let e = clockface::commands::records::verify(&cfg, false, &mut Vec::new()).unwrap_err();
     assert!(e.to_string().contains("record 2"), "{e}");
     // A record pseudonymised before the backend acknowledged it is refused by verify.
     raw.execute(
@@ -459,7 +459,7 @@ fn departed_employees_checkins_are_pseudonymised_once_acknowledged() {
         [],
     )
     .unwrap();
-    let e = clockface::commands::verify(&cfg, false, &mut Vec::new()).unwrap_err();
+    let e = clockface::commands::records::verify(&cfg, false, &mut Vec::new()).unwrap_err();
     assert!(
         e.to_string().contains("before the backend acknowledged"),
         "{e}"

@@ -1,5 +1,4 @@
-//! `clockface provision` (first-boot provisioning from a file on the boot partition) and
-//! `clockface health` (asks the running kiosk's health endpoint).
+//! `clockface provision`: first-boot provisioning from a file on the boot partition.
 //!
 //! One SD image serves a whole fleet: what differs per kiosk — backend URL and pairing code,
 //! device and site name, Wi-Fi, host name, the backend's CA — comes from
@@ -12,10 +11,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::context::{ConfigSource, init_logging};
 use crate::base::config;
 use crate::base::error::{Error, Result};
 use crate::base::problem::Problem;
@@ -77,6 +76,51 @@ pub struct Provisioned {
     pub hostname: Option<String>,
     /// Whether the backend CA was pinned.
     pub backend_ca: bool,
+}
+
+/// `clockface provision`.
+#[derive(Debug, clap::Args)]
+pub struct ProvisionArgs {
+    /// The provisioning file (on the appliance: /boot/firmware/clockface-provision.toml).
+    file: PathBuf,
+    /// Config to write [default: --config or /etc/clockface/clockface.toml].
+    #[arg(long, value_name = "PATH")]
+    config_out: Option<PathBuf>,
+    /// Base config used when the config does not exist yet.
+    #[arg(long, value_name = "PATH", default_value = IMAGE_BASE_CONFIG)]
+    base: PathBuf,
+    /// wpa_supplicant configuration to write for [wifi].
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/wpa_supplicant/wpa_supplicant-wlan0.conf"
+    )]
+    wifi_out: PathBuf,
+    /// Host name file to write for `hostname`.
+    #[arg(long, value_name = "PATH", default_value = "/etc/hostname")]
+    hostname_out: PathBuf,
+    /// Group that may read the written config (the kiosk service's group).
+    #[arg(long, value_name = "NAME")]
+    group: Option<String>,
+    /// Remove the file once applied (it holds secrets), leaving FILE.done; on refusal write
+    /// the reasons to FILE.error.
+    #[arg(long)]
+    consume: bool,
+}
+
+impl ProvisionArgs {
+    /// Applies the provisioning file.
+    pub fn run(self, src: &ConfigSource, out: &mut dyn Write) -> Result<()> {
+        init_logging("info");
+        let targets = ProvisionTargets {
+            config: self.config_out.unwrap_or_else(|| src.config_path()),
+            base: self.base,
+            wifi: self.wifi_out,
+            hostname: self.hostname_out,
+            group: self.group,
+        };
+        provision(&self.file, &targets, self.consume, out).map(drop)
+    }
 }
 
 /// `clockface provision FILE`: checks the whole file, then writes the config, Wi-Fi and host
@@ -381,59 +425,6 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32, gid: Option<libc::gid_t>) 
     f.sync_all().map_err(|e| Error::io(&tmp, e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
-/// `clockface health`: asks the running kiosk's `GET /health` and prints it. With `wait`, keeps
-/// asking until the kiosk answers healthy or the time is up (the boot check of an update).
-/// `Ok(true)` when healthy.
-pub fn health(listen: &str, wait: Duration, json: bool, out: &mut dyn Write) -> Result<bool> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("tokio runtime", e))?;
-    let deadline = std::time::Instant::now() + wait;
-    let last = rt.block_on(async {
-        loop {
-            let r = crate::kiosk::health::fetch(listen, Duration::from_secs(5)).await;
-            let healthy = matches!(&r, Ok((200, h)) if h.ok);
-            if healthy || std::time::Instant::now() >= deadline {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
-    let (code, h) = last?;
-    super::emit(out, json, &h, |out| {
-        let _ = writeln!(
-            out,
-            "{} (HTTP {code}), clockface {}, up {} s, slot {}",
-            if h.ok {
-                if h.face_ok {
-                    "healthy"
-                } else {
-                    "serving (badge + PIN only)"
-                }
-            } else {
-                "NOT serving"
-            },
-            h.version,
-            h.uptime_s,
-            if h.slot.is_empty() { "-" } else { &h.slot }
-        );
-        let _ = writeln!(
-            out,
-            "camera {}, head #{}, {} bytes, {} queued{}",
-            h.camera,
-            h.head_seq,
-            h.db_bytes,
-            h.queued_checkins,
-            if h.paired { "" } else { ", not paired" }
-        );
-        for p in &h.problems {
-            let _ = writeln!(out, "  - {p}");
-        }
-    });
-    Ok(code == 200 && h.ok)
 }
 
 #[cfg(test)]

@@ -1,0 +1,88 @@
+//! `clockface bench ...`: benchmarks that print figures. Targets are checked by reading these
+//! figures, never by timed assertions in tests.
+//!
+//! - `store`: durable appends per second (one fsync'd transaction each), bytes per record on
+//!   disk, and the time and peak memory of `clockface verify` over a large store (run as a child
+//!   process so its peak RSS is its own).
+//! - `append`: appends records one at a time and prints `ack SEQ` after each is durable; the
+//!   crash-durability test SIGKILLs it and checks every acknowledged record survived.
+//! - `sync`: one sync round uploading a large queue to `clockface-hub` on loopback: time,
+//!   records per second and the peak memory of both processes.
+
+pub mod measure;
+pub mod store;
+pub mod sync;
+pub mod vision;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::context::{ConfigSource, init_logging};
+use crate::base::error::Result;
+use crate::store::StoreOptions;
+
+/// `clockface bench …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCmd {
+    /// Durable check-ins per second, bytes per record, verify time and memory.
+    Store {
+        /// Durable (one fsync each) appends to time.
+        #[arg(long, default_value_t = 2000)]
+        durable: u64,
+        /// Size of the store to verify.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Keep the stores here and reuse a large store of the right size on the next run.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+    /// Upload a large queue to clockface-hub on loopback: time, records/s, peak RSS of both.
+    Sync {
+        /// Check-ins to queue and upload.
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+        /// Entries per upload (1-1000).
+        #[arg(long, default_value_t = 500)]
+        batch_size: u32,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Append records one by one to the configured store, printing `ack SEQ` after each.
+    Append {
+        /// How many records.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        /// Print an acknowledgement line after each durable append.
+        #[arg(long)]
+        print_acks: bool,
+    },
+}
+
+impl BenchCmd {
+    /// Runs one benchmark and prints its figures.
+    pub fn run(self, src: &ConfigSource, out: &mut dyn Write) -> Result<()> {
+        match self {
+            BenchCmd::Store {
+                durable,
+                records,
+                keep,
+            } => {
+                init_logging("warn");
+                store::store(durable, records, keep.as_deref(), out)
+            }
+            BenchCmd::Sync {
+                records,
+                batch_size,
+                json,
+            } => {
+                init_logging("warn");
+                sync::sync(records, batch_size, json, out).map(drop)
+            }
+            BenchCmd::Append { count, print_acks } => {
+                let opts = StoreOptions::from_config(&src.load_logged()?);
+                store::append(&opts, count, print_acks, out)
+            }
+        }
+    }
+}
