@@ -25,7 +25,8 @@ use crate::base::clock::Clock;
 use crate::base::protocol::{
     ApiError, Health, Heartbeat, MAX_REQUEST_BYTES, PairRequest, UploadRequest, etag,
 };
-use db::{ApiFailure, Chain, Device, HubDb};
+use db::pairing::Device;
+use db::{ApiFailure, Chain, HubDb};
 
 /// Shared state of the running hub.
 pub struct Hub {

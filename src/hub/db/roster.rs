@@ -1,0 +1,301 @@
+//! The roster and the policy the hub publishes: imports from HR (checked whole before anything
+//! is written), deletions as tombstones, and the versions kiosks poll.
+
+use crate::base::badge::BadgeId;
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use crate::base::protocol::{
+    PolicyDocument, Roster, RosterConsent, RosterEmployee, RosterTemplate,
+};
+
+use super::{ApiFailure, HubDb};
+
+/// What a roster import changed.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Employees added or updated.
+    pub upserted: u64,
+    /// Employees marked deleted (with `replace`).
+    pub deleted: u64,
+    /// Roster version after the import.
+    pub version: i64,
+}
+
+impl HubDb {
+    /// Current roster version (0 before the first import).
+    pub fn roster_version(&self) -> Result<i64, ApiFailure> {
+        Ok(self.meta_i64("roster_version")?)
+    }
+
+    /// The roster as served to kiosks.
+    pub fn roster(&self) -> Result<Roster, ApiFailure> {
+        let version = self.roster_version()?;
+        let mut employees = Vec::new();
+        let mut deletions = Vec::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT id, display_name, active, is_admin, consent_given, consent_version, deleted FROM employees ORDER BY id",
+        )?;
+        let mut badges_q = self
+            .conn
+            .prepare("SELECT badge_id FROM badges WHERE employee_id = ?1 ORDER BY badge_id")?;
+        let mut templates_q = self
+            .conn
+            .prepare("SELECT model, embedding FROM templates WHERE employee_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, Option<bool>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, bool>(6)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, display_name, active, is_admin, given, version_text, deleted) = row?;
+            if deleted {
+                deletions.push(id);
+                continue;
+            }
+            let badges = badges_q
+                .query_map([&id], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let consent = given.map(|given| RosterConsent {
+                given,
+                text_version: version_text.unwrap_or_default(),
+            });
+            let templates = if given == Some(true) {
+                templates_q
+                    .query_map([&id], |r| {
+                        Ok(RosterTemplate {
+                            model: r.get(0)?,
+                            embedding: B64.encode(r.get::<_, Vec<u8>>(1)?),
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            } else {
+                Vec::new()
+            };
+            employees.push(RosterEmployee {
+                id,
+                display_name,
+                active,
+                is_admin,
+                badges,
+                consent,
+                templates,
+            });
+        }
+        Ok(Roster {
+            version,
+            employees,
+            deletions,
+        })
+    }
+
+    /// Imports employees (upsert); with `replace`, everyone not in `list` is deleted. Bumps
+    /// the roster version once. Everything is checked before anything is written.
+    pub fn import_roster(
+        &mut self,
+        list: &[RosterEmployee],
+        replace: bool,
+    ) -> crate::base::error::Result<ImportReport> {
+        let mut seen_badges = BTreeMap::new();
+        let mut badges: Vec<Vec<BadgeId>> = Vec::with_capacity(list.len());
+        for (i, e) in list.iter().enumerate() {
+            let at = |what: &str, why: String| {
+                crate::base::error::Error::invalid(format!("roster entry {} ({what})", i + 1), why)
+            };
+            crate::store::record::validate_employee_id(&e.id, false)
+                .map_err(|err| at("id", err.to_string()))?;
+            if e.display_name.trim().is_empty() || e.display_name.chars().count() > 128 {
+                return Err(at("display_name", "must be 1 to 128 characters".into()));
+            }
+            let mut normal = Vec::with_capacity(e.badges.len());
+            for b in &e.badges {
+                let n = BadgeId::parse(b).map_err(|err| at("badges", err.to_string()))?;
+                if let Some(other) = seen_badges.insert(n.clone(), &e.id)
+                    && other != &e.id
+                {
+                    return Err(at(
+                        "badges",
+                        format!("badge {b:?} is also given to {other}"),
+                    ));
+                }
+                normal.push(n);
+            }
+            badges.push(normal);
+            for t in &e.templates {
+                let v = decode_embedding(&t.embedding).map_err(|why| at("templates", why))?;
+                if v.is_empty() || t.model.is_empty() {
+                    return Err(at("templates", "model and embedding are required".into()));
+                }
+            }
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut report = ImportReport::default();
+        if replace {
+            let ids: Vec<&str> = list.iter().map(|e| e.id.as_str()).collect();
+            let mut stmt = tx.prepare("SELECT id FROM employees WHERE deleted = 0")?;
+            let existing: Vec<String> = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            drop(stmt);
+            for id in existing.iter().filter(|id| !ids.contains(&id.as_str())) {
+                tombstone(&tx, id)?;
+                report.deleted += 1;
+            }
+        }
+        for (e, badges) in list.iter().zip(&badges) {
+            tx.execute(
+                "INSERT INTO employees (id, display_name, active, is_admin, consent_given, consent_version, deleted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
+                 ON CONFLICT (id) DO UPDATE SET display_name = ?2, active = ?3, is_admin = ?4,
+                   consent_given = ?5, consent_version = ?6, deleted = 0",
+                params![
+                    e.id,
+                    e.display_name,
+                    e.active,
+                    e.is_admin,
+                    e.consent.as_ref().map(|c| c.given),
+                    e.consent.as_ref().map(|c| c.text_version.clone())
+                ],
+            )?;
+            tx.execute("DELETE FROM badges WHERE employee_id = ?1", [&e.id])?;
+            for b in badges {
+                tx.execute(
+                    "INSERT INTO badges (badge_id, employee_id) VALUES (?1, ?2)
+                     ON CONFLICT (badge_id) DO UPDATE SET employee_id = ?2",
+                    params![b.as_str(), e.id],
+                )?;
+            }
+            let withdrawn = e.consent.as_ref().is_some_and(|c| !c.given);
+            if !e.templates.is_empty() || withdrawn {
+                tx.execute("DELETE FROM templates WHERE employee_id = ?1", [&e.id])?;
+            }
+            if !withdrawn {
+                for t in &e.templates {
+                    let raw = B64.decode(t.embedding.as_bytes()).expect("checked above");
+                    tx.execute(
+                        "INSERT INTO templates (employee_id, model, embedding) VALUES (?1, ?2, ?3)",
+                        params![e.id, t.model, raw],
+                    )?;
+                }
+            }
+            report.upserted += 1;
+        }
+        let version = bump(&tx, "roster_version")?;
+        tx.commit()?;
+        report.version = version;
+        Ok(report)
+    }
+
+    /// Deletes one employee from the roster (a tombstone tells kiosks to wipe them).
+    pub fn delete_employee(&mut self, id: &str) -> crate::base::error::Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n: i64 = tx.query_row(
+            "SELECT count(*) FROM employees WHERE id = ?1 AND deleted = 0",
+            [id],
+            |r| r.get(0),
+        )?;
+        if n == 0 {
+            return Ok(false);
+        }
+        tombstone(&tx, id)?;
+        bump(&tx, "roster_version")?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The policy document, if one was set.
+    pub fn policy(&self) -> Result<Option<PolicyDocument>, ApiFailure> {
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'policy'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(json) = json else { return Ok(None) };
+        let policy = serde_json::from_str(&json).map_err(ApiFailure::internal)?;
+        Ok(Some(PolicyDocument {
+            version: self.meta_i64("policy_version")?,
+            policy,
+        }))
+    }
+
+    /// Sets the policy kiosks should apply; it must pass the same validation as a config file.
+    pub fn set_policy(
+        &mut self,
+        policy: &crate::base::config::PolicyConfig,
+    ) -> crate::base::error::Result<i64> {
+        let cfg = crate::base::config::Config {
+            policy: policy.clone(),
+            ..Default::default()
+        };
+        let problems = cfg.validate();
+        if let Some(p) = problems.first() {
+            return Err(crate::base::error::Error::invalid("policy", p.to_string()));
+        }
+        let tx = self.conn.transaction()?;
+        let v = bump(&tx, "policy_version")?;
+        // The version kiosks write into records is the hub's, so it only ever grows.
+        let mut policy = policy.clone();
+        policy.version = u32::try_from(v).unwrap_or(u32::MAX);
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('policy', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = ?1",
+            [serde_json::to_string(&policy).expect("policy serialises")],
+        )?;
+        tx.commit()?;
+        Ok(v)
+    }
+}
+
+/// Base64 of little-endian f32s, each finite.
+fn decode_embedding(b64: &str) -> Result<Vec<f32>, String> {
+    let raw = B64
+        .decode(b64.as_bytes())
+        .map_err(|e| format!("embedding is not base64: {e}"))?;
+    if raw.len() % 4 != 0 || raw.len() > 4 * 4096 {
+        return Err(format!(
+            "embedding is {} bytes; it must be whole little-endian f32s (at most 4096)",
+            raw.len()
+        ));
+    }
+    let v: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err("embedding holds a non-finite number".into());
+    }
+    Ok(v)
+}
+
+fn tombstone(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM templates WHERE employee_id = ?1", [id])?;
+    tx.execute("DELETE FROM badges WHERE employee_id = ?1", [id])?;
+    tx.execute(
+        "UPDATE employees SET deleted = 1, active = 0, consent_given = NULL, consent_version = NULL WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+fn bump(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<i64> {
+    tx.query_row(
+        "INSERT INTO meta (key, value) VALUES (?1, '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
+         RETURNING CAST(value AS INTEGER)",
+        [key],
+        |r| r.get(0),
+    )
+}
