@@ -8,10 +8,13 @@
 //! Format v1: `"CFA1"`, uuid\[16\], device_id\[16\], seq u64, wall_ms i64, clock_synced u8,
 //! actor str, action str, subject str, detail str, prev_hash\[32\], signature\[64\].
 
+use rusqlite::{Transaction, params};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::codec::{Reader, Writer};
+use super::codec::Writer;
+use super::entry::{ChainEntry, Link, SIGNATURE_LEN, decode_framed, framed};
+use crate::base::clock::Clock;
 use crate::base::error::{Error, Result};
 
 /// Magic and format version at the start of every audit entry.
@@ -109,6 +112,23 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// A new entry at `link` in this device's audit chain; signed when it is appended.
+    pub(super) fn unsigned(link: Link, device_id: Uuid, clock: &dyn Clock, new: &NewAudit) -> Self {
+        AuditEntry {
+            uuid: link.uuid,
+            device_id,
+            seq: link.seq,
+            wall_ms: link.wall_ms,
+            clock_synced: clock.synchronised(),
+            actor: new.actor.clone(),
+            action: new.action.clone(),
+            subject: new.subject.clone(),
+            detail: new.detail.clone(),
+            prev_hash: link.prev_hash,
+            signature: [0; SIGNATURE_LEN],
+        }
+    }
+
     /// The bytes the signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
@@ -128,32 +148,72 @@ impl AuditEntry {
 
     /// Signed part then signature.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = self.signed_bytes();
-        b.extend_from_slice(&self.signature);
-        b
+        framed(self.signed_bytes(), &self.signature)
     }
 
     /// Parses canonical bytes.
     pub fn decode(bytes: &[u8]) -> Result<AuditEntry> {
-        let mut r = Reader::new(bytes);
-        let magic: [u8; 4] = r.array("magic")?;
-        if &magic != AUDIT_MAGIC {
-            return Err(Error::invalid("audit entry", "bad magic/version"));
-        }
-        let e = AuditEntry {
-            uuid: Uuid::from_bytes(r.array("uuid")?),
-            device_id: Uuid::from_bytes(r.array("device id")?),
-            seq: r.u64("seq")?,
-            wall_ms: r.i64("wall time")?,
-            clock_synced: r.flag("clock synced")?,
-            actor: r.str("actor")?,
-            action: r.str("action")?,
-            subject: r.str("subject")?,
-            detail: r.str("detail")?,
-            prev_hash: r.array("previous hash")?,
-            signature: r.array("signature")?,
-        };
-        r.end()?;
-        Ok(e)
+        decode_framed(bytes, AUDIT_MAGIC, "audit entry", |r| {
+            Ok(AuditEntry {
+                uuid: Uuid::from_bytes(r.array("uuid")?),
+                device_id: Uuid::from_bytes(r.array("device id")?),
+                seq: r.u64("seq")?,
+                wall_ms: r.i64("wall time")?,
+                clock_synced: r.flag("clock synced")?,
+                actor: r.str("actor")?,
+                action: r.str("action")?,
+                subject: r.str("subject")?,
+                detail: r.str("detail")?,
+                prev_hash: r.array("previous hash")?,
+                signature: r.array("signature")?,
+            })
+        })
+    }
+}
+
+impl ChainEntry for AuditEntry {
+    const NAME: &'static str = "audit";
+    const TABLE: &'static str = "audit";
+    const INDEX_EXPR: &'static str = "action || '|' || subject";
+    const REDACTION_EXPR: &'static str = "NULL, 0";
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        AuditEntry::decode(bytes)
+    }
+    fn signed_bytes(&self) -> Vec<u8> {
+        AuditEntry::signed_bytes(self)
+    }
+    fn set_signature(&mut self, signature: [u8; SIGNATURE_LEN]) {
+        self.signature = signature;
+    }
+    fn insert(&self, tx: &Transaction<'_>, bytes: &[u8]) -> rusqlite::Result<usize> {
+        tx.execute(
+            "INSERT INTO audit (seq, uuid, wall_ms, action, subject, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                self.seq as i64,
+                self.uuid.as_bytes().as_slice(),
+                self.wall_ms,
+                self.action,
+                self.subject,
+                bytes
+            ],
+        )
+    }
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+    fn device_id(&self) -> Uuid {
+        self.device_id
+    }
+    fn wall_ms(&self) -> i64 {
+        self.wall_ms
+    }
+    fn prev_hash(&self) -> [u8; 32] {
+        self.prev_hash
+    }
+    fn index_key(&self) -> String {
+        format!("{}|{}", self.action, self.subject)
     }
 }

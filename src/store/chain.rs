@@ -16,7 +16,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::audit::AuditEntry;
-use super::record::{Record, SIGNATURE_LEN, entry_hash};
+use super::entry::{ChainEntry, SIGNATURE_LEN, anchor, entry_hash};
+use super::record::Record;
 use crate::base::error::{Error, Result};
 
 /// The result of verifying one chain.
@@ -30,80 +31,6 @@ pub struct ChainSummary {
     pub head_seq: u64,
     /// Hex SHA-256 of the last entry ("" when empty).
     pub head_hash: String,
-}
-
-/// An entry type that lives in a signed chain table.
-trait ChainEntry: Sized + Send {
-    const NAME: &'static str;
-    const TABLE: &'static str;
-    /// SQL expression over the row's columns that [`ChainEntry::index_key`] must reproduce.
-    const INDEX_EXPR: &'static str;
-    /// SQL expression giving the kept hash of a pseudonymised entry (NULL when whole), and
-    /// whether the backend acknowledged the entry.
-    const REDACTION_EXPR: &'static str;
-    fn decode(bytes: &[u8]) -> Result<Self>;
-    fn seq(&self) -> u64;
-    fn uuid(&self) -> Uuid;
-    fn device_id(&self) -> Uuid;
-    fn wall_ms(&self) -> i64;
-    fn prev_hash(&self) -> [u8; 32];
-    fn index_key(&self) -> String;
-}
-
-impl ChainEntry for Record {
-    const NAME: &'static str = "check-in";
-    const TABLE: &'static str = "records";
-    const INDEX_EXPR: &'static str = "employee_id || '|' || outcome";
-    const REDACTION_EXPR: &'static str = "redacted_hash, synced_at_ms IS NOT NULL";
-    fn decode(bytes: &[u8]) -> Result<Self> {
-        Record::decode(bytes)
-    }
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    fn uuid(&self) -> Uuid {
-        self.uuid
-    }
-    fn device_id(&self) -> Uuid {
-        self.device_id
-    }
-    fn wall_ms(&self) -> i64 {
-        self.wall_ms
-    }
-    fn prev_hash(&self) -> [u8; 32] {
-        self.prev_hash
-    }
-    fn index_key(&self) -> String {
-        format!("{}|{}", self.employee_id, self.outcome.code())
-    }
-}
-
-impl ChainEntry for AuditEntry {
-    const NAME: &'static str = "audit";
-    const TABLE: &'static str = "audit";
-    const INDEX_EXPR: &'static str = "action || '|' || subject";
-    const REDACTION_EXPR: &'static str = "NULL, 0";
-    fn decode(bytes: &[u8]) -> Result<Self> {
-        AuditEntry::decode(bytes)
-    }
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    fn uuid(&self) -> Uuid {
-        self.uuid
-    }
-    fn device_id(&self) -> Uuid {
-        self.device_id
-    }
-    fn wall_ms(&self) -> i64 {
-        self.wall_ms
-    }
-    fn prev_hash(&self) -> [u8; 32] {
-        self.prev_hash
-    }
-    fn index_key(&self) -> String {
-        format!("{}|{}", self.action, self.subject)
-    }
 }
 
 /// One row as read from the table.
@@ -132,26 +59,6 @@ type Head = (u64, [u8; 32]);
 
 const CHUNK: usize = 16_384;
 const BATCH: usize = 1024;
-
-/// The retention anchor of a chain table: (seq, hash) of the last purged entry, if any.
-pub fn anchor(conn: &Connection, table: &str) -> Result<Option<(u64, [u8; 32])>> {
-    use rusqlite::OptionalExtension;
-    let row: Option<(i64, Vec<u8>)> = conn
-        .query_row(
-            "SELECT seq, hash FROM chain_anchor WHERE chain = ?1",
-            [table],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    Ok(match row {
-        Some((seq, hash)) => Some((
-            seq as u64,
-            hash.try_into()
-                .map_err(|_| Error::invalid("chain_anchor", "hash is not 32 bytes"))?,
-        )),
-        None => None,
-    })
-}
 
 /// Verifies both chains of a store; `progress` is called with the number of entries done so
 /// far across both.

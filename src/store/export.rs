@@ -8,7 +8,8 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::Store;
-use super::record::{Record, entry_hash};
+use super::entry::entry_hash;
+use super::record::Record;
 use crate::base::error::{Error, Result};
 
 /// Output formats of `clockface export`.

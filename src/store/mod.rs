@@ -10,7 +10,9 @@
 pub mod audit;
 pub mod chain;
 pub mod codec;
+pub mod entry;
 pub mod export;
+pub mod identity;
 pub mod keys;
 pub mod migrations;
 pub mod overrides;
@@ -22,19 +24,20 @@ pub mod subject;
 pub mod sync;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
-use uuid::Uuid;
+use ed25519_dalek::SigningKey;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction};
 use zeroize::Zeroizing;
 
 use crate::base::clock::Clock;
 use crate::base::error::{Error, Result};
 use audit::{AuditEntry, NewAudit};
-use record::{NewRecord, Record, entry_hash};
+use entry::Appended;
+use entry::map_write_err;
+use identity::{Identity, load_identity, prepare_data_dir};
+use record::{NewRecord, Record};
 
 /// File name of the database inside the data dir.
 pub const DB_FILE: &str = "clockface.db";
@@ -69,17 +72,6 @@ impl StoreOptions {
     }
 }
 
-/// Where a new entry landed in its chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Appended {
-    /// Its sequence number.
-    pub seq: u64,
-    /// Its UUIDv7.
-    pub uuid: Uuid,
-    /// SHA-256 of its bytes (the next entry's `prev_hash`).
-    pub hash: [u8; 32],
-}
-
 /// Figures for `clockface device show` and the admin screen.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoreStats {
@@ -107,15 +99,6 @@ pub struct StoreStats {
     pub last_ms: Option<i64>,
 }
 
-/// The device's identity as recorded in the store.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// Stable id of this kiosk, generated on first start.
-    pub device_id: Uuid,
-    /// Public half of the device key; what the backend verifies signatures with.
-    pub public_key: VerifyingKey,
-}
-
 /// An open store.
 pub struct Store {
     conn: Connection,
@@ -136,9 +119,6 @@ impl std::fmt::Debug for Store {
             .finish_non_exhaustive()
     }
 }
-
-/// Label of the sealed known value that proves `data.key` is the key this store was made with.
-const DATA_KEY_CHECK_AAD: &[u8] = b"clockface data key check v1";
 
 impl Store {
     /// Opens (creating on first start, unless read-only) the store in `opts.data_dir`.
@@ -258,21 +238,7 @@ impl Store {
 
     /// Appends a signed check-in record (or failed attempt) and returns once it is durable.
     pub fn append(&mut self, new: &NewRecord) -> Result<Appended> {
-        new.validate()?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(map_write_err)?;
-        let appended = append_record_tx(
-            &tx,
-            &self.identity,
-            self.signing.as_ref(),
-            &*self.clock,
-            self.policy_version,
-            new,
-        )?;
-        tx.commit().map_err(map_write_err)?;
-        Ok(appended)
+        self.append_many(std::slice::from_ref(new)).map(|a| a[0])
     }
 
     /// Appends many records in one transaction (one fsync). For imports and benchmarks; the
@@ -281,20 +247,22 @@ impl Store {
         for n in news {
             n.validate()?;
         }
+        let signing = self.signing_key()?.clone();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(map_write_err)?;
         let mut out = Vec::with_capacity(news.len());
         for n in news {
-            out.push(append_record_tx(
-                &tx,
-                &self.identity,
-                self.signing.as_ref(),
-                &*self.clock,
-                self.policy_version,
-                n,
-            )?);
+            out.push(entry::append(&tx, &signing, &*self.clock, |l| {
+                Record::unsigned(
+                    l,
+                    self.identity.device_id,
+                    &*self.clock,
+                    self.policy_version,
+                    n,
+                )
+            })?);
         }
         tx.commit().map_err(map_write_err)?;
         Ok(out)
@@ -308,7 +276,9 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(map_write_err)?;
-        let a = append_audit_tx(&tx, &self.identity, &signing, &*self.clock, new)?;
+        let a = entry::append(&tx, &signing, &*self.clock, |l| {
+            AuditEntry::unsigned(l, self.identity.device_id, &*self.clock, new)
+        })?;
         tx.commit().map_err(map_write_err)?;
         Ok(a)
     }
@@ -340,7 +310,9 @@ impl Store {
         let (out, audits) = f(&tx, &data_key, now)?;
         for a in &audits {
             a.validate()?;
-            append_audit_tx(&tx, &self.identity, &signing, &*self.clock, a)?;
+            entry::append(&tx, &signing, &*self.clock, |l| {
+                AuditEntry::unsigned(l, self.identity.device_id, &*self.clock, a)
+            })?;
         }
         tx.commit().map_err(map_write_err)?;
         Ok(out)
@@ -446,314 +418,4 @@ impl Store {
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
             .map_err(map_write_err)
     }
-}
-
-/// Checks that the data dir is a usable directory, creating it (mode 0700) when allowed.
-fn prepare_data_dir(dir: &Path, read_only: bool) -> Result<()> {
-    let err = |reason: String| Error::DataDir {
-        path: dir.to_owned(),
-        reason,
-    };
-    match fs::metadata(dir) {
-        Ok(m) if !m.is_dir() => return Err(err("exists but is not a directory".into())),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !read_only => {
-            fs::create_dir_all(dir).map_err(|e| err(format!("cannot create: {e}")))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| err(format!("cannot set mode 0700: {e}")))?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(err("does not exist".into()));
-        }
-        Err(e) => return Err(err(format!("cannot be accessed: {e}"))),
-    }
-    fs::read_dir(dir).map_err(|e| err(format!("cannot be read: {e}")))?;
-    Ok(())
-}
-
-type LoadedIdentity = (
-    Identity,
-    Option<SigningKey>,
-    Option<Zeroizing<[u8; keys::KEY_LEN]>>,
-);
-
-/// Loads the device identity, creating keys on first start. Never replaces a key that data
-/// already depends on.
-fn load_identity(
-    conn: &Connection,
-    dir: &Path,
-    db_path: &Path,
-    read_only: bool,
-) -> Result<LoadedIdentity> {
-    let setting = |k: &str| -> Result<Option<String>> {
-        Ok(conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [k], |r| {
-                r.get(0)
-            })
-            .optional()?)
-    };
-    let device_key_path = dir.join(DEVICE_KEY_FILE);
-    let data_key_path = dir.join(DATA_KEY_FILE);
-    let stored_id = setting("device_id")?;
-    let stored_pub = setting("device_public_key")?;
-    let stored_check = setting("data_key_check")?;
-
-    let bad_db = |reason: String| Error::Database {
-        path: db_path.to_owned(),
-        reason,
-    };
-    match (stored_id, stored_pub) {
-        (Some(id), Some(pub_hex)) => {
-            let device_id = Uuid::parse_str(&id)
-                .map_err(|_| bad_db(format!("settings.device_id {id:?} is not a UUID")))?;
-            let public_key = parse_public_key(&pub_hex)
-                .ok_or_else(|| bad_db("settings.device_public_key is not an Ed25519 key".into()))?;
-            let identity = Identity {
-                device_id,
-                public_key,
-            };
-            let signing = match keys::read_key_file(&device_key_path) {
-                Ok(seed) => {
-                    let sk = SigningKey::from_bytes(&seed);
-                    if sk.verifying_key() != public_key {
-                        return Err(Error::KeyFile {
-                            path: device_key_path,
-                            reason: format!(
-                                "does not belong to this store (store's public key {}, file's {}): \
-                                 restore the original key file",
-                                hex::encode(public_key.as_bytes()),
-                                hex::encode(sk.verifying_key().as_bytes())
-                            ),
-                        });
-                    }
-                    Some(sk)
-                }
-                // Read-only verification needs only the public key recorded in the store.
-                Err(Error::KeyFile { .. }) if read_only && !device_key_path.exists() => None,
-                Err(Error::KeyFile { path, reason }) if reason == "missing" => {
-                    let n: i64 = conn.query_row(
-                        "SELECT (SELECT count(*) FROM records) + (SELECT count(*) FROM audit)",
-                        [],
-                        |r| r.get(0),
-                    )?;
-                    return Err(Error::KeyFile {
-                        path,
-                        reason: format!(
-                            "missing, but this store's {n} records are signed by device key {}: \
-                             restore the key file from backup (a new key will not be made for an existing store)",
-                            hex::encode(public_key.as_bytes())
-                        ),
-                    });
-                }
-                Err(e) => return Err(e),
-            };
-            let data_key = if read_only && !data_key_path.exists() {
-                None
-            } else {
-                let k = keys::read_key_file(&data_key_path).map_err(|e| match e {
-                    Error::KeyFile { path, reason } if reason == "missing" => Error::KeyFile {
-                        path,
-                        reason:
-                            "missing, but this store was made with one: restore it from backup \
-                                 (without it the sealed face templates cannot be read)"
-                                .into(),
-                    },
-                    e => e,
-                })?;
-                if let Some(check) = stored_check {
-                    let sealed = hex::decode(&check)
-                        .map_err(|_| bad_db("settings.data_key_check is not hex".into()))?;
-                    keys::open(&k, &sealed, DATA_KEY_CHECK_AAD, "data key check").map_err(
-                        |_| Error::KeyFile {
-                            path: data_key_path.clone(),
-                            reason: "is not the key this store was made with: restore the original"
-                                .into(),
-                        },
-                    )?;
-                }
-                Some(k)
-            };
-            Ok((identity, signing, data_key))
-        }
-        _ if read_only => Err(bad_db(
-            "has no device identity yet (it was never opened by a kiosk)".into(),
-        )),
-        _ => {
-            // First start. A key file left from an earlier store is adopted rather than
-            // replaced: it may be the key a backend already trusts.
-            let seed = if device_key_path.exists() {
-                keys::read_key_file(&device_key_path)?
-            } else {
-                keys::create_key_file(&device_key_path)?
-            };
-            let data_key = if data_key_path.exists() {
-                keys::read_key_file(&data_key_path)?
-            } else {
-                keys::create_key_file(&data_key_path)?
-            };
-            let sk = SigningKey::from_bytes(&seed);
-            let device_id = Uuid::now_v7();
-            let check = keys::seal(&data_key, b"ok", DATA_KEY_CHECK_AAD);
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            let res = (|| -> Result<()> {
-                let mut put = conn.prepare("INSERT INTO settings (key, value) VALUES (?1, ?2)")?;
-                put.execute(params!["device_id", device_id.to_string()])?;
-                put.execute(params![
-                    "device_public_key",
-                    hex::encode(sk.verifying_key().as_bytes())
-                ])?;
-                put.execute(params!["data_key_check", hex::encode(&check)])?;
-                Ok(())
-            })();
-            match res {
-                Ok(()) => conn.execute_batch("COMMIT")?,
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e);
-                }
-            }
-            tracing::info!(%device_id, "new device identity created");
-            Ok((
-                Identity {
-                    device_id,
-                    public_key: sk.verifying_key(),
-                },
-                Some(sk),
-                Some(data_key),
-            ))
-        }
-    }
-}
-
-fn parse_public_key(hex_str: &str) -> Option<VerifyingKey> {
-    let bytes: [u8; 32] = hex::decode(hex_str).ok()?.try_into().ok()?;
-    VerifyingKey::from_bytes(&bytes).ok()
-}
-
-/// Maps SQLite's "full" to [`Error::StoreFull`] so callers can tell it from corruption.
-fn map_write_err(e: rusqlite::Error) -> Error {
-    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-        return Error::StoreFull(e.to_string());
-    }
-    Error::Sqlite(e)
-}
-
-/// Last (seq, hash) of a chain table; when it is empty, its retention anchor; else (0, zeros).
-fn chain_head(tx: &Transaction<'_>, table: &str) -> Result<(u64, [u8; 32])> {
-    let last: Option<(i64, Vec<u8>)> = tx
-        .query_row(
-            &format!("SELECT seq, bytes FROM {table} ORDER BY seq DESC LIMIT 1"),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    match last {
-        Some((seq, bytes)) => Ok((seq as u64, entry_hash(&bytes))),
-        None => Ok(chain::anchor(tx, table)?.unwrap_or((0, [0; 32]))),
-    }
-}
-
-fn append_record_tx(
-    tx: &Transaction<'_>,
-    identity: &Identity,
-    signing: Option<&SigningKey>,
-    clock: &dyn Clock,
-    policy_version: u32,
-    new: &NewRecord,
-) -> Result<Appended> {
-    let signing = signing.ok_or_else(|| Error::KeyFile {
-        path: DEVICE_KEY_FILE.into(),
-        reason: "store is open read-only; signing is not possible".into(),
-    })?;
-    let (head_seq, prev_hash) = chain_head(tx, "records")?;
-    let wall_ms = clock.wall_ms();
-    let mut rec = Record {
-        uuid: uuid_v7_at(wall_ms),
-        device_id: identity.device_id,
-        seq: head_seq + 1,
-        outcome: new.outcome,
-        employee_id: new.employee_id.clone(),
-        direction: new.direction,
-        method: new.method,
-        reason: new.reason.clone(),
-        wall_ms,
-        clock_synced: clock.synchronised(),
-        boot_id: clock.boot_id(),
-        monotonic_ns: clock.monotonic_ns(),
-        liveness: new.liveness,
-        match_score: new.match_score,
-        policy_version,
-        prev_hash,
-        signature: [0; 64],
-    };
-    rec.signature = signing.sign(&rec.signed_bytes()).to_bytes();
-    let bytes = rec.to_bytes();
-    tx.execute(
-        "INSERT INTO records (seq, uuid, wall_ms, employee_id, outcome, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            rec.seq as i64,
-            rec.uuid.as_bytes().as_slice(),
-            rec.wall_ms,
-            rec.employee_id,
-            rec.outcome.code() as i64,
-            bytes
-        ],
-    )
-    .map_err(map_write_err)?;
-    Ok(Appended {
-        seq: rec.seq,
-        uuid: rec.uuid,
-        hash: entry_hash(&bytes),
-    })
-}
-
-fn append_audit_tx(
-    tx: &Transaction<'_>,
-    identity: &Identity,
-    signing: &SigningKey,
-    clock: &dyn Clock,
-    new: &NewAudit,
-) -> Result<Appended> {
-    let (head_seq, prev_hash) = chain_head(tx, "audit")?;
-    let wall_ms = clock.wall_ms();
-    let mut e = AuditEntry {
-        uuid: uuid_v7_at(wall_ms),
-        device_id: identity.device_id,
-        seq: head_seq + 1,
-        wall_ms,
-        clock_synced: clock.synchronised(),
-        actor: new.actor.clone(),
-        action: new.action.clone(),
-        subject: new.subject.clone(),
-        detail: new.detail.clone(),
-        prev_hash,
-        signature: [0; 64],
-    };
-    e.signature = signing.sign(&e.signed_bytes()).to_bytes();
-    let bytes = e.to_bytes();
-    tx.execute(
-        "INSERT INTO audit (seq, uuid, wall_ms, action, subject, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            e.seq as i64,
-            e.uuid.as_bytes().as_slice(),
-            e.wall_ms,
-            e.action,
-            e.subject,
-            bytes
-        ],
-    )
-    .map_err(map_write_err)?;
-    Ok(Appended {
-        seq: e.seq,
-        uuid: e.uuid,
-        hash: entry_hash(&bytes),
-    })
-}
-
-/// A UUIDv7 whose timestamp is the record's wall time (random bits keep it unique).
-fn uuid_v7_at(wall_ms: i64) -> Uuid {
-    let ms = wall_ms.max(0) as u64;
-    let ts =
-        uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
-    Uuid::new_v7(ts)
 }

@@ -15,17 +15,17 @@
 //! prev_hash\[32\], signature\[64\]. The signature covers every byte before it; the record's
 //! hash is the SHA-256 of all its bytes, signature included.
 
+use rusqlite::{Transaction, params};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::codec::{Reader, Writer};
+use super::codec::Writer;
+use super::entry::{ChainEntry, Link, SIGNATURE_LEN, decode_framed, framed};
+use crate::base::clock::Clock;
 use crate::base::error::{Error, Result};
 
 /// Magic and format version at the start of every record.
 pub const RECORD_MAGIC: &[u8; 4] = b"CFR1";
-/// Length of an Ed25519 signature, always the last bytes of a record or audit entry.
-pub const SIGNATURE_LEN: usize = 64;
 
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $code:literal, $text:literal;)+ }) => {
@@ -229,6 +229,36 @@ fn ser_hex<S: serde::Serializer, const N: usize>(
 }
 
 impl Record {
+    /// A new record at `link` in this device's chain, stamped by `clock`; the signature is
+    /// filled in when it is appended.
+    pub(super) fn unsigned(
+        link: Link,
+        device_id: Uuid,
+        clock: &dyn Clock,
+        policy_version: u32,
+        new: &NewRecord,
+    ) -> Record {
+        Record {
+            uuid: link.uuid,
+            device_id,
+            seq: link.seq,
+            outcome: new.outcome,
+            employee_id: new.employee_id.clone(),
+            direction: new.direction,
+            method: new.method,
+            reason: new.reason.clone(),
+            wall_ms: link.wall_ms,
+            clock_synced: clock.synchronised(),
+            boot_id: clock.boot_id(),
+            monotonic_ns: clock.monotonic_ns(),
+            liveness: new.liveness,
+            match_score: new.match_score,
+            policy_version,
+            prev_hash: link.prev_hash,
+            signature: [0; SIGNATURE_LEN],
+        }
+    }
+
     /// The bytes the signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
@@ -254,48 +284,80 @@ impl Record {
 
     /// The full canonical bytes: signed part then signature.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = self.signed_bytes();
-        b.extend_from_slice(&self.signature);
-        b
+        framed(self.signed_bytes(), &self.signature)
     }
 
     /// Parses canonical bytes; rejects anything that would not re-encode identically.
     pub fn decode(bytes: &[u8]) -> Result<Record> {
-        let mut r = Reader::new(bytes);
-        let magic: [u8; 4] = r.array("magic")?;
-        if &magic != RECORD_MAGIC {
-            return Err(Error::invalid(
-                "record",
-                format!("bad magic/version {:?}", String::from_utf8_lossy(&magic)),
-            ));
-        }
-        let rec = Record {
-            uuid: Uuid::from_bytes(r.array("uuid")?),
-            device_id: Uuid::from_bytes(r.array("device id")?),
-            seq: r.u64("seq")?,
-            outcome: Outcome::from_code(r.u8("outcome")?)?,
-            employee_id: r.str("employee id")?,
-            direction: Direction::from_code(r.u8("direction")?)?,
-            method: Method::from_code(r.u8("method")?)?,
-            reason: r.str("reason")?,
-            wall_ms: r.i64("wall time")?,
-            clock_synced: r.flag("clock synced")?,
-            boot_id: r.array("boot id")?,
-            monotonic_ns: r.u64("monotonic time")?,
-            liveness: r.opt_f32("liveness")?,
-            match_score: r.opt_f32("match score")?,
-            policy_version: r.u32("policy version")?,
-            prev_hash: r.array("previous hash")?,
-            signature: r.array("signature")?,
-        };
-        r.end()?;
-        Ok(rec)
+        decode_framed(bytes, RECORD_MAGIC, "record", |r| {
+            Ok(Record {
+                uuid: Uuid::from_bytes(r.array("uuid")?),
+                device_id: Uuid::from_bytes(r.array("device id")?),
+                seq: r.u64("seq")?,
+                outcome: Outcome::from_code(r.u8("outcome")?)?,
+                employee_id: r.str("employee id")?,
+                direction: Direction::from_code(r.u8("direction")?)?,
+                method: Method::from_code(r.u8("method")?)?,
+                reason: r.str("reason")?,
+                wall_ms: r.i64("wall time")?,
+                clock_synced: r.flag("clock synced")?,
+                boot_id: r.array("boot id")?,
+                monotonic_ns: r.u64("monotonic time")?,
+                liveness: r.opt_f32("liveness")?,
+                match_score: r.opt_f32("match score")?,
+                policy_version: r.u32("policy version")?,
+                prev_hash: r.array("previous hash")?,
+                signature: r.array("signature")?,
+            })
+        })
     }
 }
 
-/// SHA-256 of a record's or audit entry's full bytes: what the next entry's `prev_hash` holds.
-pub fn entry_hash(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
+impl ChainEntry for Record {
+    const NAME: &'static str = "check-in";
+    const TABLE: &'static str = "records";
+    const INDEX_EXPR: &'static str = "employee_id || '|' || outcome";
+    const REDACTION_EXPR: &'static str = "redacted_hash, synced_at_ms IS NOT NULL";
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        Record::decode(bytes)
+    }
+    fn signed_bytes(&self) -> Vec<u8> {
+        Record::signed_bytes(self)
+    }
+    fn set_signature(&mut self, signature: [u8; SIGNATURE_LEN]) {
+        self.signature = signature;
+    }
+    fn insert(&self, tx: &Transaction<'_>, bytes: &[u8]) -> rusqlite::Result<usize> {
+        tx.execute(
+            "INSERT INTO records (seq, uuid, wall_ms, employee_id, outcome, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                self.seq as i64,
+                self.uuid.as_bytes().as_slice(),
+                self.wall_ms,
+                self.employee_id,
+                self.outcome.code() as i64,
+                bytes
+            ],
+        )
+    }
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+    fn device_id(&self) -> Uuid {
+        self.device_id
+    }
+    fn wall_ms(&self) -> i64 {
+        self.wall_ms
+    }
+    fn prev_hash(&self) -> [u8; 32] {
+        self.prev_hash
+    }
+    fn index_key(&self) -> String {
+        format!("{}|{}", self.employee_id, self.outcome.code())
+    }
 }
 
 #[cfg(test)]

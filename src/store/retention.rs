@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::Store;
 use super::audit::NewAudit;
-use super::record::entry_hash;
+use super::entry::entry_hash;
 use crate::base::config::RetentionPolicy;
 use crate::base::error::Result;
 
@@ -69,7 +69,7 @@ impl Store {
             [upto],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let previous = super::chain::anchor(self.conn(), "records")?.map_or(0, |a| a.0);
+        let previous = super::entry::anchor(self.conn(), "records")?.map_or(0, |a| a.0);
         let mut report = PurgeReport {
             checkins: checkins as u64,
             failed_attempts: failed as u64,

@@ -118,7 +118,7 @@ impl Store {
             all
         };
         let pin_set = self.has_pin(employee_id)?;
-        let purged = super::chain::anchor(c, "records")?.map_or(0, |a| a.0 + 1);
+        let purged = super::entry::anchor(c, "records")?.map_or(0, |a| a.0 + 1);
         if employee.is_none() && records.is_empty() && audit.is_empty() {
             return Err(Error::invalid(
                 "employee",

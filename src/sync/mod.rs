@@ -351,7 +351,7 @@ pub fn reconcile(sent: &[PendingEntry], acks: &[Ack]) -> Reconciled {
         .map(|p| {
             (
                 p.seq,
-                hex::encode(crate::store::record::entry_hash(&p.bytes)),
+                hex::encode(crate::store::entry::entry_hash(&p.bytes)),
             )
         })
         .collect();
@@ -555,7 +555,7 @@ mod tests {
         Ack {
             seq: e.seq,
             status,
-            hash: hex::encode(crate::store::record::entry_hash(&e.bytes)),
+            hash: hex::encode(crate::store::entry::entry_hash(&e.bytes)),
             reason: if status == AckStatus::Rejected {
                 "fork".into()
             } else {

@@ -8,7 +8,8 @@ use std::rc::Rc;
 use slint::{ComponentHandle, Model, ModelRc, SharedString, VecModel};
 
 use super::admin::AdminSource;
-use super::controller::{Command, Controller, PageId, UiState};
+use super::controller::{Command, Controller};
+use super::state::{PageId, UiState};
 use super::{AppWindow, Kiosk, Page, Row};
 use crate::base::config::Language;
 

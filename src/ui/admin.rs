@@ -1,7 +1,7 @@
 //! What the admin pages list, read from the store and the config. Nothing here writes except
 //! the retention purge, which goes through the store's audited purge.
 
-use super::controller::{PageId, RowData};
+use super::state::{PageId, RowData};
 use crate::base::config::Config;
 use crate::store::Store;
 use crate::store::export::rfc3339_ms;

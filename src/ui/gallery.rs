@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::controller::{PageId, RowData, UiState};
+use super::state::{PageId, RowData, UiState};
 use crate::base::config::Language;
 
 /// Panel sizes the kiosk supports (landscape).
@@ -69,7 +69,7 @@ fn editing(
     let mut st = base();
     st.page = PageId::AdminEdit;
     st.admin_name = "Site Admin".into();
-    st.editing = super::controller::Editing {
+    st.editing = super::state::Editing {
         key: key.into(),
         value: value.into(),
         kind: kind.into(),

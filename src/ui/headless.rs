@@ -15,7 +15,8 @@ use slint::{ComponentHandle, LogicalPosition, PhysicalSize};
 use super::AppWindow;
 use super::adapter::{SharedAdmin, bind, handle_locally, publish, select_language};
 use super::admin::AdminSource;
-use super::controller::{Command, Controller, UiState};
+use super::controller::{Command, Controller};
+use super::state::UiState;
 use crate::base::config::Language;
 
 thread_local! {

@@ -20,3 +20,4 @@ pub mod app;
 pub mod controller;
 pub mod gallery;
 pub mod headless;
+pub mod state;

@@ -52,7 +52,7 @@ fn intact_chain_verifies_and_links() {
         assert_eq!(r.device_id, store.identity().device_id);
         assert_eq!(r.policy_version, 3);
         assert_eq!(r.wall_ms, T0 + seq as i64 * 60_000);
-        prev = clockface::store::record::entry_hash(&r.to_bytes());
+        prev = clockface::store::entry::entry_hash(&r.to_bytes());
     }
     // A failed attempt carries its reason and no match score.
     let f = store.record(4).unwrap().unwrap();

@@ -27,23 +27,11 @@ const RULES: &[(&str, &[&str])] = &[
     ),
     // The hub is the backend: the wire protocol and the record codec, never the kiosk or CLI.
     ("hub", &["base", "store"]),
+    // The top: every command, the demo and the benchmarks (which run a loopback hub).
     (
         "commands",
         &[
-            "base", "vision", "camera", "hw", "store", "sync", "kiosk", "ui",
-        ],
-    ),
-    (
-        "bench",
-        &[
-            "base", "vision", "camera", "hw", "store", "sync", "kiosk", "ui", "hub", "commands",
-        ],
-    ),
-    (
-        "demo",
-        &[
-            "base", "vision", "camera", "hw", "store", "sync", "kiosk", "ui", "hub", "commands",
-            "bench",
+            "base", "vision", "camera", "hw", "store", "sync", "kiosk", "ui", "hub",
         ],
     ),
 ];

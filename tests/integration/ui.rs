@@ -6,9 +6,10 @@ use crate::common;
 
 use clockface::base::config::Language;
 use clockface::kiosk::runner::UiInput;
-use clockface::ui::controller::{Command, PageId};
+use clockface::ui::controller::Command;
 use clockface::ui::gallery::{SIZES, scenarios};
 use clockface::ui::headless::Headless;
+use clockface::ui::state::PageId;
 use i_slint_backend_testing::ElementHandle;
 
 /// The centre of a named element, for a tap.

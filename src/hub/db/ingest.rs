@@ -14,7 +14,8 @@ use crate::base::protocol::{
 };
 use crate::store::audit::AuditEntry;
 use crate::store::chain::verify_entry_signatures;
-use crate::store::record::{Record, entry_hash};
+use crate::store::entry::entry_hash;
+use crate::store::record::Record;
 
 use super::pairing::Device;
 use super::{ApiFailure, Chain, HubDb};
@@ -293,11 +294,7 @@ fn store_entry(
 }
 
 /// Moves a chain's head over every newly contiguous entry.
-fn advance_head(
-    tx: &Transaction<'_>,
-    dev: &str,
-    chain: Chain,
-) -> Result<ChainHead, ApiFailure> {
+fn advance_head(tx: &Transaction<'_>, dev: &str, chain: Chain) -> Result<ChainHead, ApiFailure> {
     let (mut seq, mut hash): (i64, Vec<u8>) = tx
         .query_row(
             "SELECT seq, hash FROM heads WHERE device_id = ?1 AND chain = ?2",
