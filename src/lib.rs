@@ -2,31 +2,33 @@
 //!
 //! An employee taps a badge (or types a PIN) and looks at the camera; the kiosk verifies them on
 //! the device and records a signed, hash-chained check-in to SQLite that survives power loss,
-//! then syncs batches to the enterprise backend. This crate is the whole appliance; `main.rs`
-//! only parses the command line.
+//! then syncs batches to the enterprise backend. This crate is the whole appliance and its
+//! reference backend; `main.rs` and `bin/clockface-hub.rs` only parse the command line.
 //!
-//! Module map:
-//! - [`config`] — the TOML config file: defaults, validation that reports every problem at once.
-//! - [`settings`] — what a site admin may change on the touchscreen; checked, audited, kept in
-//!   the store and merged over the config file.
-//! - [`clock`] — wall time, synchronised flag (`adjtimex`), boot id, monotonic time;
-//!   [`clock::SimClock`] for tests.
-//! - [`store`] — SQLite store in the data dir: migrations, device identity and keys, signed
-//!   check-in records ([`store::record`]), signed audit log ([`store::audit`]), chain
-//!   verification ([`store::chain`]), roster with consent and sealed templates
-//!   ([`store::roster`]), export ([`store::export`]).
-//! - [`vision`] — on-device face pipeline with ONNX Runtime: YuNet detection, 5-point
-//!   alignment, DTN liveness with quality gates and fusion, MobileFaceNet/SFace embeddings,
-//!   1:1 and int8 1:N matching.
-//! - [`sync`] — sync protocol v1 with the backend: wire types, HTTP/TLS client, outbox rounds
-//!   with backoff, pairing, roster and policy download.
-//! - [`hub`] — `clockface-hub`, the reference backend that implements the protocol.
-//! - [`ui`] — the touchscreen (Slint): controller, adapter to the Slint globals, admin pages,
-//!   headless rendering.
-//! - [`commands`] — what each CLI subcommand does, with output written to a caller's writer.
-//! - [`bench`] — benchmarks that print figures (never asserted in tests).
-//! - [`demo`] — the embedded default run: a scripted session against a temporary store.
-//! - [`error`] — the error type and its retry/alert/reject classification.
+//! Module map, by layer. Each layer imports only the layers below it (`docs/architecture.md`
+//! draws them; `tests/integration/layers.rs` fails when a file reaches up):
+//!
+//! 1. **base** — [`base`]: errors, config types and their validation, clock, the RGB frame,
+//!    the sync wire types, badge-id normalisation, systemd notification. Imports nothing else
+//!    of the crate.
+//! 2. **devices, vision and storage**, each over base only, and apart from each other:
+//!    - [`vision`] — on-device face pipeline with ONNX Runtime: YuNet detection, 5-point
+//!      alignment, DTN liveness with quality gates and fusion, MobileFaceNet/SFace
+//!      embeddings, 1:1 and int8 1:N matching;
+//!    - [`camera`] — the capture thread, V4L2 and replay sources;
+//!    - [`hw`] — GPIO (rppal, simulated) and badge readers (evdev, MFRC522, simulated);
+//!    - [`store`] — the SQLite store: migrations, device identity and keys, the signed record
+//!      and audit formats and their chains, roster with consent and sealed templates,
+//!      settings changed at the kiosk, retention, export.
+//! 3. **sync** — [`sync`]: the HTTP/TLS client of sync protocol v1, outbox rounds with
+//!    backoff, pairing, roster and policy download. Over store and base.
+//! 4. **kiosk** — [`kiosk`]: the pure check-in state machine and the tokio runner that
+//!    connects it to everything above, plus the health endpoint.
+//! 5. **ui** — [`ui`]: the touchscreen (Slint): controller, state, adapter to the Slint
+//!    globals, admin pages, headless rendering. Over kiosk.
+//! 6. **top** — [`commands`]: every CLI command with its arguments, the demo and the
+//!    benchmarks; [`hub`]: `clockface-hub`, the reference backend, which uses only base (the
+//!    protocol) and the store's record codec, never the kiosk or the CLI.
 
 pub mod base;
 pub mod camera;

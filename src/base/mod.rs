@@ -7,13 +7,13 @@
 //! - [`frame`]: the RGB frame cameras produce and the pipeline reads, with its pixel operations;
 //! - [`protocol`]: the sync wire types shared by the kiosk and the hub;
 //! - [`badge`]: the one normal form of a badge id;
-//! - [`notify`]: systemd's `sd_notify` (READY, WATCHDOG, STOPPING) for the kiosk and the hub.
+//! - `notify`: systemd's `sd_notify` (READY, WATCHDOG, STOPPING) for the kiosk and the hub.
 
 pub mod badge;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod frame;
-pub mod notify;
+pub(crate) mod notify;
 pub mod problem;
 pub mod protocol;

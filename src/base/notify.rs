@@ -58,11 +58,6 @@ impl Notifier {
     pub fn stopping(&self) {
         self.send("STOPPING=1");
     }
-
-    /// A status line for `systemctl status`.
-    pub fn status(&self, text: &str) {
-        self.send(&format!("STATUS={text}"));
-    }
 }
 
 #[cfg(test)]

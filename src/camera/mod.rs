@@ -8,7 +8,7 @@
 //! reopens it with exponential backoff until it comes back.
 
 pub mod replay;
-pub mod v4l;
+pub(crate) mod v4l;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,13 +5,13 @@
 //! it is stored, and keeps per-device heads and a conflicts table so gaps and forks are visible.
 
 //!
-//! One file per concern, one `impl HubDb` block each: [`pairing`], [`ingest`], [`roster`] (and
-//! policy), [`reports`].
+//! One file per concern, one `impl HubDb` block each: `pairing`, `ingest`, `roster` (and
+//! policy), `reports`.
 
-pub mod ingest;
-pub mod pairing;
-pub mod reports;
-pub mod roster;
+pub(crate) mod ingest;
+pub(crate) mod pairing;
+pub(crate) mod reports;
+pub(crate) mod roster;
 
 use std::path::Path;
 

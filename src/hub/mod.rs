@@ -7,7 +7,7 @@
 
 pub mod cli;
 pub mod db;
-pub mod tls;
+pub(crate) mod tls;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

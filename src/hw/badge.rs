@@ -204,6 +204,7 @@ impl ReconnectingWedge {
     }
 
     /// Shortens the pause between attempts (tests).
+    #[cfg(test)]
     pub fn with_retry(mut self, retry: Duration) -> Self {
         self.retry = retry;
         self

@@ -4,5 +4,5 @@
 //! readers) and a simulated one that the demo and tests drive and inspect. Nothing here knows
 //! about the state machine: it switches pins and delivers normalised badge ids.
 
-pub mod badge;
+pub(crate) mod badge;
 pub mod gpio;

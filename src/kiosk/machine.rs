@@ -8,7 +8,7 @@
 //!
 //! Flow: idle → (badge, PIN or — if policy allows — a face alone) → capture window with guidance
 //! and, when liveness evidence is weak, an active challenge → verdict → record → feedback → idle.
-//! The types it speaks are in [`super::events`]; enrolment with consent is in [`enrol`].
+//! The types it speaks are in [`super::events`]; enrolment with consent is in `enrol`.
 
 use std::collections::HashMap;
 

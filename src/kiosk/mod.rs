@@ -1,12 +1,13 @@
 //! The kiosk: the check-in state machine and the runner that connects it to the world.
 //!
 //! [`machine`] is pure — events in, effects out — and owns every policy decision (direction,
-//! anti-passback, fallbacks to PIN, challenges, enrolment with consent). [`runner`] owns the
-//! I/O: camera, vision worker, badge reader, PIN input, GPIO, store, signals and systemd
-//! notifications. [`notify`] speaks the `sd_notify` protocol. [`health`] answers `GET /health`.
+//! anti-passback, fallbacks to PIN, challenges, enrolment with consent); [`events`] holds the
+//! types it speaks. [`runner`] owns the I/O: camera, vision worker, badge reader, PIN input,
+//! GPIO, store, signals and systemd notifications (`base::notify`). `health` answers
+//! `GET /health`.
 
 pub mod events;
-pub mod health;
+pub(crate) mod health;
 pub mod machine;
 pub mod runner;
 

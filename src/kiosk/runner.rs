@@ -9,10 +9,10 @@
 //! systemd hears READY, WATCHDOG and STOPPING. Each check-in runs in a tracing span that names
 //! no person.
 //!
-//! [`run`] keeps its state in a [`Runner`], with one method per event source (badge, touch
+//! [`run`] keeps its state in a `Runner`, with one method per event source (badge, touch
 //! input, vision results, camera status, timers, settings and roster changes), the way
-//! mini-redis keeps its loop state in `Listener` and `Handler`. [`worker`] is the vision
-//! thread; [`actuator`] carries out the machine's effects.
+//! mini-redis keeps its loop state in `Listener` and `Handler`. `worker` is the vision
+//! thread; `actuator` carries out the machine's effects.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //!
 //! [`ChainEntry`] is what a format provides (its table, its columns, its decoder); [`append`]
 //! and [`decode_framed`] are the one append path and the one framing check both formats use,
-//! and the verifier in [`super::chain`] walks either chain through the same trait.
+//! and the verifier in `super::chain` walks either chain through the same trait.
 
 use ed25519_dalek::{Signer, SigningKey};
 use rusqlite::{Connection, OptionalExtension, Transaction};

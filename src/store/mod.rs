@@ -8,19 +8,19 @@
 //! It must not know about cameras, models, the UI or the network.
 
 pub mod audit;
-pub mod chain;
-pub mod codec;
+pub(crate) mod chain;
+pub(crate) mod codec;
 pub mod entry;
 pub mod export;
-pub mod identity;
-pub mod keys;
+pub(crate) mod identity;
+pub(crate) mod keys;
 pub mod migrations;
-pub mod overrides;
+pub(crate) mod overrides;
 pub mod record;
-pub mod retention;
+pub(crate) mod retention;
 pub mod roster;
 pub mod settings;
-pub mod subject;
+pub(crate) mod subject;
 pub mod sync;
 
 use std::fs;

@@ -1,6 +1,6 @@
 //! Sync with the enterprise backend: pairing, the outbox, roster and policy download.
 //!
-//! [`protocol`] holds the wire types, [`client`] the HTTP/TLS client. This module runs sync
+//! The wire types are `base::protocol`; `client` is the HTTP/TLS client. This module runs sync
 //! rounds: heartbeat, roster and policy download with ETags, then upload of both chains in
 //! batches until the outbox is empty. A round marks an entry synced only when the backend acknowledged
 //! that exact seq with that exact hash, so lost, duplicated or reordered acknowledgements can
@@ -9,7 +9,7 @@
 //! exponential backoff and jitter between failed rounds. It owns no state of its own: all of
 //! it is in the store, so a restart resumes where it stopped.
 
-pub mod client;
+pub(crate) mod client;
 
 use std::path::Path;
 use std::sync::Arc;

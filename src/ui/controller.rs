@@ -1,6 +1,6 @@
 //! The UI controller: the state the screens show, and what a touch means for the core.
 //!
-//! Pure Rust with no Slint types, so it is unit-tested without a window. [`super::adapter`]
+//! Pure Rust with no Slint types, so it is unit-tested without a window. `super::adapter`
 //! copies [`UiState`] into the Slint globals and routes the globals' callbacks here; the
 //! answers ([`Command`]) go to the kiosk core as [`UiInput`]s or are handled by the UI itself
 //! (language, admin pages). Sentences are never built here: the core's reasons, guidance and

@@ -2,7 +2,7 @@
 //!
 //! - [`controller`]: the state the screens show and what a touch means (pure Rust, tested
 //!   without a window).
-//! - [`adapter`]: copies that state into the Slint `Kiosk` global and routes its callbacks back.
+//! - `adapter`: copies that state into the Slint `Kiosk` global and routes its callbacks back.
 //! - [`admin`]: the data behind the admin pages (roster, sync, audit, retention, settings,
 //!   about), read from the store.
 //! - [`headless`]: a software-rendered window without a display, for tests and the gallery
@@ -14,9 +14,9 @@
 
 slint::include_modules!();
 
-pub mod adapter;
+pub(crate) mod adapter;
 pub mod admin;
-pub mod app;
+pub(crate) mod app;
 pub mod controller;
 pub mod gallery;
 pub mod headless;

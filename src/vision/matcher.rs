@@ -75,6 +75,7 @@ impl Gallery {
     }
 
     /// Number of templates.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.owners.len()
     }

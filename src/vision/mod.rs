@@ -1,9 +1,9 @@
 //! On-device vision: detect → quality gates → align → liveness → embed → match.
 //!
 //! Every face decision happens here, on the kiosk, with ONNX models run by ONNX Runtime through
-//! `ort`. The module owns model loading ([`runtime`]), the models' pre- and post-processing
+//! `ort`. The module owns model loading (`runtime`), the models' pre- and post-processing
 //! ([`detect`], [`align`], [`embed`], [`liveness`]), per-frame gates and the fused liveness
-//! decision ([`quality`]), and template matching ([`matcher`]). It must not touch the store,
+//! decision ([`quality`]), and template matching (`matcher`). It must not touch the store,
 //! the camera or the UI: it takes frames and returns observations.
 //!
 //! If a model is missing, fails its checksum or fails to load, [`Vision::load`] says which file
@@ -13,9 +13,9 @@ pub mod align;
 pub mod detect;
 pub mod embed;
 pub mod liveness;
-pub mod matcher;
+pub(crate) mod matcher;
 pub mod quality;
-pub mod runtime;
+pub(crate) mod runtime;
 
 use std::time::Instant;
 

@@ -5,15 +5,15 @@
 //! in a file at once — syntax, unknown keys, wrong types and out-of-range values — each with its
 //! key path, line and what is allowed. It must not touch the store or any hardware.
 //!
-//! - [`sections`]: the types, one per `[table]`, with their defaults;
-//! - [`vision`]: `[vision]`, the embedder choice and where models are found;
-//! - [`validate`]: the rules beyond types;
-//! - [`check`]: parsing, locating problems by line, layering partial tables.
+//! - `sections`: the types, one per `[table]`, with their defaults;
+//! - `vision`: `[vision]`, the embedder choice and where models are found;
+//! - `validate`: the rules beyond types;
+//! - `check`: parsing, locating problems by line, layering partial tables.
 
-pub mod check;
-pub mod sections;
-pub mod validate;
-pub mod vision;
+pub(crate) mod check;
+pub(crate) mod sections;
+pub(crate) mod validate;
+pub(crate) mod vision;
 
 pub use check::{check_str, merge_tables};
 pub use sections::*;

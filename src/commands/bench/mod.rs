@@ -9,10 +9,10 @@
 //! - `sync`: one sync round uploading a large queue to `clockface-hub` on loopback: time,
 //!   records per second and the peak memory of both processes.
 
-pub mod measure;
-pub mod store;
-pub mod sync;
-pub mod vision;
+pub(crate) mod measure;
+pub(crate) mod store;
+pub(crate) mod sync;
+pub(crate) mod vision;
 
 use std::io::Write;
 use std::path::PathBuf;
