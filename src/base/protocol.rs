@@ -32,6 +32,33 @@ pub struct PairRequest {
     pub public_key: String,
     /// The kiosk's configured name.
     pub name: String,
+    /// Hex of an Ed25519 signature by the device key over [`pairing_proof_message`]: proof
+    /// that whoever pairs holds the private key, not only its public half. Since protocol 1.1;
+    /// without it the hub pairs only an id it has never paired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+}
+
+/// A pairing code as the hub stores it: dashes and white space dropped, upper case.
+pub fn normalise_pairing_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// The bytes a kiosk signs to pair: a label no record or audit entry can start with, then the
+/// code, the device id and the public key. The code is the hub's own single-use nonce, so a
+/// proof is good for one pairing of one device only; no clock is involved, which matters on a
+/// board without a real-time clock pairing at its first boot.
+pub fn pairing_proof_message(code: &str, device_id: Uuid, public_key_hex: &str) -> Vec<u8> {
+    format!(
+        "clockface pairing proof v1\n{}\n{}\n{}",
+        normalise_pairing_code(code),
+        device_id,
+        public_key_hex.to_ascii_lowercase(),
+    )
+    .into_bytes()
 }
 
 /// Answer to a successful pairing.

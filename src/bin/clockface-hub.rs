@@ -71,8 +71,28 @@ enum Cmd {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Paired kiosks: unpair one, or read the hub's pairing audit log.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCmd,
+    },
     /// Each device chain: entries, head, gaps and conflicts (forks, broken links).
     Chains {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// Revoke a kiosk's token and let its id pair again with a new key (lost or replaced key).
+    Unpair {
+        /// Device id (as `clockface device show` prints it).
+        id: String,
+    },
+    /// The hub's audit log of pairings, re-pairings and unpairings, newest first.
+    Audit {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -125,6 +145,12 @@ fn main() -> ExitCode {
             output,
         } => hub::cli::timesheet(&cli.db, &since, &until, output.as_deref(), out),
         Cmd::Chains { json } => hub::cli::chains(&cli.db, json, out),
+        Cmd::Device {
+            command: DeviceCmd::Unpair { id },
+        } => hub::cli::device_unpair(&cli.db, &id, out),
+        Cmd::Device {
+            command: DeviceCmd::Audit { json },
+        } => hub::cli::device_audit(&cli.db, json, out),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -189,6 +189,49 @@ pub fn roster_delete(db: &Path, id: &str, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// `device unpair ID`: the kiosk's token stops working and its id may pair again, with a new
+/// key. For a kiosk whose key was lost or replaced; audited.
+pub fn device_unpair(db: &Path, id: &str, out: &mut dyn Write) -> Result<()> {
+    let device = uuid::Uuid::parse_str(id.trim())
+        .map_err(|_| Error::invalid("device id", format!("{id:?} is not a UUID")))?;
+    let mut h = HubDb::open(db)?;
+    if !h.unpair(&device, SystemClock::new().wall_ms())? {
+        return Err(Error::invalid(
+            "device id",
+            format!("{device} is not a paired device"),
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "unpaired {device}: its token no longer works; it may pair again with a new code"
+    );
+    Ok(())
+}
+
+/// `device audit`: the hub's own audit log (pairing, re-pairing, unpairing), newest first.
+pub fn device_audit(db: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
+    let entries = HubDb::open(db)?.hub_audit(1000)?;
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&entries).expect("serialisable")
+        );
+        return Ok(());
+    }
+    for e in &entries {
+        let _ = writeln!(
+            out,
+            "{}  {:<30} {}  {}",
+            crate::store::export::rfc3339_ms(e.at_ms),
+            e.action,
+            e.device_id,
+            e.detail
+        );
+    }
+    Ok(())
+}
+
 /// `policy FILE`: TOML with a `[policy]` section, or JSON of the policy object.
 pub fn policy_set(db: &Path, file: &Path, out: &mut dyn Write) -> Result<()> {
     let name = file.display().to_string();

@@ -19,6 +19,21 @@ CREATE TABLE IF NOT EXISTS devices (
     clock_skew_ms INTEGER
 ) STRICT;
 
+-- Devices an admin unpaired (`clockface-hub device unpair`): their id may pair again with any key.
+CREATE TABLE IF NOT EXISTS unpaired (
+    device_id TEXT PRIMARY KEY,
+    at_ms     INTEGER NOT NULL
+) STRICT;
+
+-- The hub's own audit log: pairing, re-pairing and unpairing of devices.
+CREATE TABLE IF NOT EXISTS hub_audit (
+    id        INTEGER PRIMARY KEY,
+    at_ms     INTEGER NOT NULL,
+    action    TEXT    NOT NULL,
+    device_id TEXT    NOT NULL,
+    detail    TEXT    NOT NULL
+) STRICT;
+
 -- One-time pairing codes (hashed), each for one site.
 CREATE TABLE IF NOT EXISTS pairing_codes (
     code_sha256 BLOB PRIMARY KEY,

@@ -281,6 +281,28 @@ fn decode_row<E: ChainEntry>(row: &Row, device_id: Uuid) -> Result<Checked, Stri
     })
 }
 
+/// A public key fit to check signatures with: on the curve, canonically encoded, and in the
+/// prime-order subgroup. The identity and the other small-order points are refused because a
+/// "signature" with R = identity and s = 0 passes the cofactored batch equation over any bytes
+/// under such a key; a non-canonical encoding would be a second name for the same key. The
+/// reason names what is wrong, for the caller's error.
+pub fn check_public_key(bytes: &[u8; 32]) -> std::result::Result<VerifyingKey, &'static str> {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    let p = CompressedEdwardsY(*bytes)
+        .decompress()
+        .ok_or("is not a point on Ed25519")?;
+    if p.compress().to_bytes() != *bytes {
+        return Err("is not canonically encoded");
+    }
+    if p.is_small_order() {
+        return Err("is a small-order point (a weak key)");
+    }
+    if !p.is_torsion_free() {
+        return Err("has a small-order component");
+    }
+    VerifyingKey::from_bytes(bytes).map_err(|_| "is not an Ed25519 public key")
+}
+
 /// Verifies the signatures of many full entries (signed bytes then signature) by one key, for
 /// the backend, which receives a device's entries in batches. Element i says whether entry i
 /// verifies; an entry too short to hold a signature does not.
@@ -320,6 +342,12 @@ pub fn verify_entry_signatures(key: &VerifyingKey, entries: &[&[u8]]) -> Vec<boo
 /// multiplication has n + 2 points rather than the 2n + 1 of a general batch — about twice as
 /// fast. A `true` means every signature is valid (up to 2^-128); on `false` the caller checks
 /// them one by one to find which failed.
+///
+/// The cofactored equation alone is weaker than `verify_strict`: it cannot see a small-order
+/// component in A or in any R, so a weak key or a crafted R = r·B + T (T of order 8) would pass
+/// here and fail the strict check. So A and every R must be canonical and torsion-free (and R
+/// not the identity) before the batch runs; with that, a signature passes the batch exactly
+/// when it passes `verify_strict`.
 fn verify_batch_one_key(key: &VerifyingKey, msgs: &[&[u8]], sigs: &[Signature]) -> bool {
     use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
     use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
@@ -328,6 +356,9 @@ fn verify_batch_one_key(key: &VerifyingKey, msgs: &[&[u8]], sigs: &[Signature]) 
     use rand::RngCore;
     use sha2::{Digest, Sha512};
 
+    if check_public_key(key.as_bytes()).is_err() {
+        return false;
+    }
     let Some(a) = CompressedEdwardsY(key.to_bytes()).decompress() else {
         return false;
     };
@@ -342,6 +373,9 @@ fn verify_batch_one_key(key: &VerifyingKey, msgs: &[&[u8]], sigs: &[Signature]) 
         let Some(r) = CompressedEdwardsY(r_bytes).decompress() else {
             return false;
         };
+        if r.compress().to_bytes() != r_bytes || r.is_small_order() || !r.is_torsion_free() {
+            return false;
+        }
         let s: Option<Scalar> =
             Scalar::from_canonical_bytes(sig[32..].try_into().expect("32 bytes")).into();
         let Some(s) = s else {
@@ -402,5 +436,73 @@ mod tests {
         wrong_msgs[3] = b"something else";
         assert!(!verify_batch_one_key(&vk, &wrong_msgs, &sigs));
         assert!(!verify_batch_one_key(&other.verifying_key(), &refs, &sigs));
+    }
+
+    /// A signature whose R carries an order-8 component: it satisfies the cofactored equation
+    /// (the torsion is multiplied away) but not the strict one.
+    fn torsion_signature(sk: &SigningKey, msg: &[u8]) -> Signature {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::{Digest, Sha512};
+        let r = Scalar::from_bytes_mod_order([42; 32]);
+        let big_r = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[1]).compress();
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(big_r.as_bytes())
+                .chain_update(sk.verifying_key().as_bytes())
+                .chain_update(msg),
+        );
+        let s = r + k * sk.to_scalar();
+        let mut b = [0u8; 64];
+        b[..32].copy_from_slice(big_r.as_bytes());
+        b[32..].copy_from_slice(s.as_bytes());
+        Signature::from_bytes(&b)
+    }
+
+    #[test]
+    fn a_torsion_signature_fails_the_batch_and_is_named_alone() {
+        let sk = SigningKey::from_bytes(&[9; 32]);
+        let vk = sk.verifying_key();
+        let msgs: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 60]).collect();
+        let mut entries: Vec<Vec<u8>> = msgs
+            .iter()
+            .map(|m| [m.as_slice(), &sk.sign(m).to_bytes()].concat())
+            .collect();
+        let bad = torsion_signature(&sk, &msgs[4]);
+        // What the old check let through: the cofactored equation holds...
+        assert!(vk.verify_strict(&msgs[4], &bad).is_err());
+        entries[4] = [msgs[4].as_slice(), &bad.to_bytes()].concat();
+        let refs: Vec<&[u8]> = entries.iter().map(|e| e.as_slice()).collect();
+        let ok = verify_entry_signatures(&vk, &refs);
+        // ...and now exactly the crafted entry is refused, the others still verify.
+        assert_eq!(ok.iter().filter(|&&b| !b).count(), 1, "{ok:?}");
+        assert!(!ok[4]);
+    }
+
+    #[test]
+    fn weak_and_non_canonical_keys_are_refused_by_name() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        // The identity (y = 1), another small-order point, and y = 1 + p (non-canonical).
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(
+            check_public_key(&identity).unwrap_err(),
+            "is a small-order point (a weak key)"
+        );
+        let t = EIGHT_TORSION[3].compress().to_bytes();
+        assert!(check_public_key(&t).is_err());
+        let mut non_canonical = [0xffu8; 32];
+        non_canonical[0] = 0xee; // p + 1 = 2^255 - 18
+        non_canonical[31] = 0x7f;
+        assert!(check_public_key(&non_canonical).is_err());
+        // A real key passes, and an identity key cannot "sign" with R = identity, s = 0.
+        let sk = SigningKey::from_bytes(&[3; 32]);
+        assert!(check_public_key(sk.verifying_key().as_bytes()).is_ok());
+        if let Ok(weak) = VerifyingKey::from_bytes(&identity) {
+            let mut forged = [0u8; 64];
+            forged[..32].copy_from_slice(&identity);
+            let entry = [b"any bytes at all".as_slice(), &forged].concat();
+            assert_eq!(verify_entry_signatures(&weak, &[&entry]), vec![false]);
+        }
     }
 }

@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use super::chain::check_public_key;
 use super::keys;
 use super::{DATA_KEY_FILE, DEVICE_KEY_FILE};
 use crate::base::error::{Error, Result};
@@ -85,8 +86,11 @@ pub(super) fn load_identity(
         (Some(id), Some(pub_hex)) => {
             let device_id = Uuid::parse_str(&id)
                 .map_err(|_| bad_db(format!("settings.device_id {id:?} is not a UUID")))?;
-            let public_key = parse_public_key(&pub_hex)
-                .ok_or_else(|| bad_db("settings.device_public_key is not an Ed25519 key".into()))?;
+            let public_key = parse_public_key(&pub_hex).map_err(|why| {
+                bad_db(format!(
+                    "settings.device_public_key {why}: signatures under it would prove nothing"
+                ))
+            })?;
             let identity = Identity {
                 device_id,
                 public_key,
@@ -204,7 +208,12 @@ pub(super) fn load_identity(
     }
 }
 
-fn parse_public_key(hex_str: &str) -> Option<VerifyingKey> {
-    let bytes: [u8; 32] = hex::decode(hex_str).ok()?.try_into().ok()?;
-    VerifyingKey::from_bytes(&bytes).ok()
+/// The stored public key, refused when it is not 32 bytes of hex or not a sound key (see
+/// [`check_public_key`]).
+fn parse_public_key(hex_str: &str) -> std::result::Result<VerifyingKey, &'static str> {
+    let bytes: [u8; 32] = hex::decode(hex_str)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or("is not 64 hex digits")?;
+    check_public_key(&bytes)
 }

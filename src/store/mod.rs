@@ -236,6 +236,20 @@ impl Store {
         })
     }
 
+    /// Hex of the device key's signature over the pairing proof for `code`
+    /// ([`crate::base::protocol::pairing_proof_message`]): the backend pairs a device only
+    /// with a proof that the one pairing holds its private key. The message starts with its
+    /// own label, so the signature can never stand for a record or an audit entry.
+    pub fn pairing_proof(&self, code: &str) -> Result<String> {
+        use ed25519_dalek::Signer;
+        let msg = crate::base::protocol::pairing_proof_message(
+            code,
+            self.identity.device_id,
+            &hex::encode(self.identity.public_key.as_bytes()),
+        );
+        Ok(hex::encode(self.signing_key()?.sign(&msg).to_bytes()))
+    }
+
     /// Appends a signed check-in record (or failed attempt) and returns once it is durable.
     pub fn append(&mut self, new: &NewRecord) -> Result<Appended> {
         self.append_many(std::slice::from_ref(new)).map(|a| a[0])

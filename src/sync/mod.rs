@@ -146,12 +146,15 @@ pub async fn pair(
 ) -> Result<PairResponse, SyncError> {
     let client = client_for(config, Some(url))?;
     let id = store.identity().clone();
+    let code = code.trim().to_owned();
+    let proof = store.pairing_proof(&code)?;
     let resp = client
         .pair(&PairRequest {
-            code: code.trim().to_owned(),
+            code,
             device_id: id.device_id,
             public_key: hex::encode(id.public_key.as_bytes()),
             name: config.device.name.clone(),
+            proof: Some(proof),
         })
         .await?;
     write_token(store.data_dir(), &resp.token)?;

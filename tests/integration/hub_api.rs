@@ -250,3 +250,114 @@ fn schemathesis_finds_no_server_error_or_schema_violation() {
     assert!(text.contains("Tested: 7"), "{text}");
     assert!(!text.contains("Server error"), "{text}");
 }
+
+/// POSTs JSON over plain HTTP on loopback as any client could; returns the status and body.
+fn post_json(url: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, resp)
+}
+
+#[test]
+fn a_pairing_code_alone_cannot_take_over_a_paired_kiosk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, served, data) = hub_with_kiosk(dir.path());
+    let (code, out, err) = kiosk(&data, &["device", "show", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (id, key) = (
+        v["device_id"].as_str().unwrap().to_owned(),
+        v["public_key"].as_str().unwrap().to_owned(),
+    );
+    // The attacker holds an unused code and what `device show` prints, not the private key.
+    let (_, fresh, _) = hub(&db, &["pairing-code", "--site", "Elsewhere"]);
+    let fresh = fresh.trim();
+    let plain =
+        serde_json::json!({"code": fresh, "device_id": id, "public_key": key, "name": "evil"});
+    let (status, body) = post_json(&served.url, "/v1/pair", &plain.to_string());
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("device_already_paired"), "{body}");
+    // A made-up proof does not verify.
+    let mut forged = plain.clone();
+    forged["proof"] = serde_json::json!("ab".repeat(64));
+    let (status, body) = post_json(&served.url, "/v1/pair", &forged.to_string());
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("does not verify"), "{body}");
+    // The real kiosk still syncs with its token, and its site did not move.
+    let (code, out, err) = kiosk(&data, &["sync"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("synced 40 check-ins"), "{out}");
+    // The kiosk itself re-pairs (it can sign), and the admin can unpair it; both are audited.
+    let (code, out, err) = kiosk(&data, &["pair", "--code", fresh, "--url", &served.url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("site Elsewhere"), "{out}");
+    let (code, out, err) = hub(&db, &["device", "unpair", &id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("unpaired"), "{out}");
+    let (code, out, err) = kiosk(&data, &["sync"]);
+    assert_ne!(code, 0, "a revoked token must not sync: {out}");
+    let _ = err;
+    let (code, out, err) = hub(&db, &["device", "audit", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let actions: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&out)
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        ["device_unpaired", "device_repaired", "device_paired"],
+        "{out}"
+    );
+    let (code, _, err) = hub(&db, &["device", "unpair", "not-a-uuid"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not a UUID"), "{err}");
+}
+
+#[test]
+fn an_old_kiosk_without_a_proof_pairs_only_a_new_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let served = serve(&db);
+    let (_, c1, _) = hub(&db, &["pairing-code", "--site", "S"]);
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let id = uuid::Uuid::new_v4();
+    let req = |code: &str| {
+        serde_json::json!({"code": code, "device_id": id, "name": "old kiosk",
+            "public_key": hex::encode(key.verifying_key().as_bytes())})
+        .to_string()
+    };
+    let (status, body) = post_json(&served.url, "/v1/pair", &req(c1.trim()));
+    assert_eq!(status, 200, "{body}");
+    let (_, c2, _) = hub(&db, &["pairing-code", "--site", "S"]);
+    let (status, body) = post_json(&served.url, "/v1/pair", &req(c2.trim()));
+    assert_eq!(status, 409, "{body}");
+    // After an admin unpairs it, the same old kiosk pairs again.
+    let (code, _, err) = hub(&db, &["device", "unpair", &id.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let (status, body) = post_json(&served.url, "/v1/pair", &req(c2.trim()));
+    assert_eq!(status, 200, "{body}");
+    // A weak key is refused by name.
+    let (_, c3, _) = hub(&db, &["pairing-code", "--site", "S"]);
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let weak = serde_json::json!({"code": c3.trim(), "device_id": uuid::Uuid::new_v4(),
+        "name": "weak", "public_key": hex::encode(identity)});
+    let (status, body) = post_json(&served.url, "/v1/pair", &weak.to_string());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("small-order"), "{body}");
+}

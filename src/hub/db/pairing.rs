@@ -3,12 +3,14 @@
 
 use ed25519_dalek::VerifyingKey;
 use rand::RngCore;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
 use uuid::Uuid;
 
-use crate::base::protocol::{PairRequest, PairResponse};
+use crate::base::protocol::{PairRequest, PairResponse, pairing_proof_message};
 
 use super::{ApiFailure, HubDb, sha256};
+use crate::store::chain::check_public_key;
 
 /// A paired device, as the API layer needs it after authentication.
 #[derive(Debug, Clone)]
@@ -22,12 +24,7 @@ pub struct Device {
 /// The alphabet of pairing codes: no 0/O or 1/I/L to misread on a screen.
 const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 
-fn normalise_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .flat_map(char::to_uppercase)
-        .collect()
-}
+use crate::base::protocol::normalise_pairing_code as normalise_code;
 
 impl HubDb {
     /// Creates a one-time pairing code for `site`, valid for `valid_ms`; `code` picks it
@@ -107,8 +104,8 @@ impl HubDb {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| ApiFailure::bad_request("public_key must be 64 hex digits"))?;
-        let key = VerifyingKey::from_bytes(&key_bytes)
-            .map_err(|_| ApiFailure::bad_request("public_key is not an Ed25519 public key"))?;
+        let key = check_public_key(&key_bytes)
+            .map_err(|why| ApiFailure::bad_request(format!("public_key {why}")))?;
         let existing: Option<Vec<u8>> = tx
             .query_row(
                 "SELECT public_key FROM devices WHERE id = ?1",
@@ -116,15 +113,56 @@ impl HubDb {
                 |r| r.get(0),
             )
             .optional()?;
-        if let Some(k) = existing
-            && k != key_bytes
-        {
-            return Err(ApiFailure {
-                status: 409,
-                code: "device_key_mismatch",
-                message: "this device id is paired with another key".into(),
-            });
-        }
+        let unpaired: bool = tx
+            .query_row(
+                "SELECT 1 FROM unpaired WHERE device_id = ?1",
+                [req.device_id.to_string()],
+                |_| Ok(true),
+            )
+            .optional()?
+            .is_some();
+        let proven = match &req.proof {
+            Some(proof) => {
+                let sig: [u8; 64] = hex::decode(proof)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| ApiFailure::bad_request("proof must be 128 hex digits"))?;
+                let msg = pairing_proof_message(&req.code, req.device_id, &req.public_key);
+                if key
+                    .verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&sig))
+                    .is_err()
+                {
+                    return Err(forbidden(
+                        "pairing proof does not verify: it must be signed by the device key",
+                    ));
+                }
+                true
+            }
+            None => false,
+        };
+        let action = match existing {
+            // An admin unpaired the id: it pairs as new, with whatever key it brings.
+            Some(_) if unpaired => "device_repaired_after_unpair",
+            Some(k) if k != key_bytes => {
+                return Err(ApiFailure {
+                    status: 409,
+                    code: "device_key_mismatch",
+                    message: "this device id is paired with another key".into(),
+                });
+            }
+            Some(_) if !proven => {
+                return Err(ApiFailure {
+                    status: 409,
+                    code: "device_already_paired",
+                    message: "this device id is already paired: re-pairing needs a proof signed \
+                              by its key (update the kiosk), or `clockface-hub device unpair ID` \
+                              by an admin first"
+                        .into(),
+                });
+            }
+            Some(_) => "device_repaired",
+            None => "device_paired",
+        };
         let mut tok = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut tok);
         let token = hex::encode(tok);
@@ -133,6 +171,16 @@ impl HubDb {
              ON CONFLICT (id) DO UPDATE SET token_sha256 = ?3, name = ?4, site = ?5, paired_ms = ?6",
             params![req.device_id.to_string(), key.as_bytes().to_vec(), sha256(token.as_bytes()), req.name, site, now_ms],
         )?;
+        tx.execute(
+            "UPDATE devices SET public_key = ?2 WHERE id = ?1",
+            params![req.device_id.to_string(), key.as_bytes().to_vec()],
+        )?;
+        tx.execute(
+            "DELETE FROM unpaired WHERE device_id = ?1",
+            [req.device_id.to_string()],
+        )?;
+        let detail = serde_json::json!({ "site": site, "proof": proven }).to_string();
+        audit(&tx, now_ms, action, &req.device_id.to_string(), &detail)?;
         tx.execute(
             "UPDATE pairing_codes SET used_by = ?2 WHERE code_sha256 = ?1",
             params![code_hash, req.device_id.to_string()],
@@ -144,6 +192,50 @@ impl HubDb {
             site,
             hub_time_ms: now_ms,
         })
+    }
+
+    /// Unpairs a device (an admin's decision, for a kiosk whose key was lost or replaced): its
+    /// token stops working at once and its id may pair again with a new key. What it already
+    /// uploaded stays. Audited. False when no such device is paired.
+    pub fn unpair(&mut self, device_id: &Uuid, now_ms: i64) -> crate::base::error::Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut dead = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut dead);
+        let n = tx.execute(
+            "UPDATE devices SET token_sha256 = ?2 WHERE id = ?1",
+            params![device_id.to_string(), sha256(&dead)],
+        )?;
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO unpaired (device_id, at_ms) VALUES (?1, ?2)
+             ON CONFLICT (device_id) DO UPDATE SET at_ms = ?2",
+            params![device_id.to_string(), now_ms],
+        )?;
+        audit(&tx, now_ms, "device_unpaired", &device_id.to_string(), "{}")?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The hub's own audit log (pairing, re-pairing, unpairing), newest first.
+    pub fn hub_audit(&self, limit: usize) -> crate::base::error::Result<Vec<HubAudit>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT at_ms, action, device_id, detail FROM hub_audit ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok(HubAudit {
+                    at_ms: r.get(0)?,
+                    action: r.get(1)?,
+                    device_id: r.get(2)?,
+                    detail: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
     }
 
     /// The device a bearer token belongs to.
@@ -175,4 +267,32 @@ impl HubDb {
         )?;
         Ok(())
     }
+}
+
+/// One entry of the hub's own audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HubAudit {
+    /// When (hub wall time, Unix ms).
+    pub at_ms: i64,
+    /// What happened (`device_paired`, `device_repaired`, `device_unpaired`, …).
+    pub action: String,
+    /// Which device.
+    pub device_id: String,
+    /// A small JSON object with the circumstances (site, whether a key proof was given).
+    pub detail: String,
+}
+
+/// Appends to the hub's audit log inside `tx`.
+fn audit(
+    tx: &Transaction<'_>,
+    now_ms: i64,
+    action: &str,
+    device_id: &str,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO hub_audit (at_ms, action, device_id, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![now_ms, action, device_id, detail],
+    )?;
+    Ok(())
 }
