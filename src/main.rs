@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use clockface::commands::context::ConfigSource;
 use clockface::commands::{
-    bench, config, demo, device, health, kiosk, provision, records, ui, vision,
+    bench, config, demo, device, health, kiosk, provision, records, store, ui, vision,
 };
 
 /// Clockface face-attendance kiosk.
@@ -52,6 +52,9 @@ enum Cmd {
     /// The touchscreen UI without a touchscreen.
     #[command(subcommand)]
     Ui(ui::UiCmd),
+    /// Start over when the database is lost but the keys are not.
+    #[command(subcommand)]
+    Store(store::StoreCmd),
     /// Device identity and store figures.
     #[command(subcommand)]
     Device(device::DeviceCmd),
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Cmd::Pair(a) => a.run(&src, out),
         Cmd::Sync(a) => a.run(&src, out),
         Cmd::Ui(a) => a.run(&src, out),
+        Cmd::Store(a) => a.run(&src, out),
         Cmd::Device(a) => a.run(&src, out),
         Cmd::Vision(a) => a.run(&src, out),
         Cmd::Bench(a) => a.run(&src, out),

@@ -4,9 +4,15 @@
 //! +0.5 (the convention OpenCV's `INTER_LINEAR` uses), so detections can be compared with the
 //! OpenCV reference to the pixel. Decoding files is left to the `image` crate.
 
+use std::io::Seek;
 use std::path::Path;
 
 use crate::base::error::{Error, Result};
+
+/// Largest image accepted from a file or a camera, in pixels (a 40-megapixel phone photo fits).
+pub const MAX_PIXELS: u64 = 50_000_000;
+/// Longest side accepted, in pixels.
+pub const MAX_SIDE: u32 = 16_384;
 
 /// An 8-bit RGB image, row-major, 3 bytes per pixel.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,21 +50,62 @@ impl Frame {
         })
     }
 
-    /// Decodes a JPEG or PNG file (alpha and grey are converted to RGB).
+    /// Decodes a JPEG or PNG file (alpha and grey are converted to RGB). An image larger than
+    /// [`MAX_PIXELS`] is refused from its header, before anything is decoded or converted.
     pub fn open(path: &Path) -> Result<Frame> {
-        let img = image::open(path).map_err(|e| {
-            Error::invalid(
-                path.display().to_string(),
-                format!("cannot read image: {e}"),
-            )
-        })?;
-        Ok(Self::from_image(img))
+        let name = path.display().to_string();
+        let reader = image::ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(|e| Error::invalid(&name, format!("cannot read image: {e}")))?;
+        Self::decode_reader(reader, &name)
     }
 
-    /// Decodes an in-memory JPEG or PNG.
+    /// Decodes an in-memory JPEG or PNG, with the same size limit as [`Frame::open`].
     pub fn decode(bytes: &[u8]) -> Result<Frame> {
-        let img = image::load_from_memory(bytes)
+        let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
             .map_err(|e| Error::invalid("image", format!("cannot decode: {e}")))?;
+        Self::decode_reader(reader, "image")
+    }
+
+    /// Reads the size the header declares first and refuses an image over the limits, then
+    /// decodes under an allocation limit, so a small file that inflates (a 20000x20000 grey
+    /// PNG is 389 KB, and 1.2 GB once converted to RGB) is refused with its size named.
+    fn decode_reader<R: std::io::BufRead + Seek>(
+        reader: image::ImageReader<R>,
+        name: &str,
+    ) -> Result<Frame> {
+        let err =
+            |e: &dyn std::fmt::Display| Error::invalid(name, format!("cannot read image: {e}"));
+        let format = reader.format();
+        let mut inner = reader.into_inner();
+        let start = inner.stream_position().map_err(|e| err(&e))?;
+        let mut head = image::ImageReader::new(&mut inner);
+        if let Some(f) = format {
+            head.set_format(f);
+        }
+        let (w, h) = head.into_dimensions().map_err(|e| err(&e))?;
+        if w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS {
+            return Err(Error::invalid(
+                name,
+                format!(
+                    "image is {w}x{h} ({:.1} megapixels); allowed: at most {} megapixels and {MAX_SIDE} pixels a side",
+                    w as f64 * h as f64 / 1e6,
+                    MAX_PIXELS / 1_000_000
+                ),
+            ));
+        }
+        inner
+            .seek(std::io::SeekFrom::Start(start))
+            .map_err(|e| err(&e))?;
+        let mut r = image::ImageReader::new(inner);
+        if let Some(f) = format {
+            r.set_format(f);
+        }
+        let mut limits = image::Limits::default();
+        limits.max_alloc = Some(MAX_PIXELS * 4);
+        r.limits(limits);
+        let img = r.decode().map_err(|e| err(&e))?;
         Ok(Self::from_image(img))
     }
 

@@ -7,6 +7,7 @@
 //! - [`frame`]: the RGB frame cameras produce and the pipeline reads, with its pixel operations;
 //! - [`protocol`]: the sync wire types shared by the kiosk and the hub;
 //! - [`badge`]: the one normal form of a badge id;
+//! - [`text`]: control characters refused or escaped, CSV cells neutralised;
 //! - `notify`: systemd's `sd_notify` (READY, WATCHDOG, STOPPING) for the kiosk and the hub.
 
 pub mod badge;
@@ -17,3 +18,4 @@ pub mod frame;
 pub(crate) mod notify;
 pub mod problem;
 pub mod protocol;
+pub mod text;

@@ -9,6 +9,7 @@
 //! - [`kiosk`]: `run`, `enroll`, `roster add`;
 //! - [`records`]: `verify`, `export`, `purge`, `export-person`;
 //! - [`device`]: `device show`, `pair`, `sync`;
+//! - [`store`]: `store reinit`, for a lost database;
 //! - [`config`]: `config check`;
 //! - [`provision`], [`health`]: the appliance's first boot and its health check;
 //! - [`vision`]: the face pipeline on image files;
@@ -25,5 +26,6 @@ pub mod health;
 pub mod kiosk;
 pub mod provision;
 pub mod records;
+pub mod store;
 pub mod ui;
 pub mod vision;

@@ -226,7 +226,7 @@ pub fn device_audit(db: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
             crate::store::export::rfc3339_ms(e.at_ms),
             e.action,
             e.device_id,
-            e.detail
+            crate::base::text::for_terminal(&e.detail)
         );
     }
     Ok(())
@@ -298,7 +298,7 @@ pub fn chains(db: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
         let _ = writeln!(
             out,
             "{} ({}) {}: {} entries, seq {}..{}, head {}, {} gap(s), {} conflict(s)",
-            r.device_name,
+            crate::base::text::for_terminal(&r.device_name),
             r.device_id,
             r.chain,
             r.entries,
@@ -312,7 +312,7 @@ pub fn chains(db: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
             let _ = writeln!(out, "  gap: seq {a}..{b} missing");
         }
         for c in &r.conflicts {
-            let _ = writeln!(out, "  conflict: {c}");
+            let _ = writeln!(out, "  conflict: {}", crate::base::text::for_terminal(c));
         }
     }
     Ok(())

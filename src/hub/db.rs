@@ -9,7 +9,7 @@
 //! policy), `reports`.
 
 pub(crate) mod ingest;
-pub(crate) mod pairing;
+pub mod pairing;
 pub(crate) mod reports;
 pub(crate) mod roster;
 

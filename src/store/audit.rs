@@ -112,6 +112,19 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// The rules a signed audit entry keeps beyond its byte format (see
+    /// [`super::record::Record::validate_content`]).
+    pub fn validate_content(&self) -> Result<()> {
+        super::record::check_link(self.seq, &self.prev_hash)?;
+        NewAudit {
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            subject: self.subject.clone(),
+            detail: self.detail.clone(),
+        }
+        .validate()
+    }
+
     /// A new entry at `link` in this device's audit chain; signed when it is appended.
     pub(super) fn unsigned(link: Link, device_id: Uuid, clock: &dyn Clock, new: &NewAudit) -> Self {
         AuditEntry {

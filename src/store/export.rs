@@ -22,7 +22,7 @@ pub enum ExportFormat {
 }
 
 /// One exported row: a record flattened for spreadsheets.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ExportRow {
     /// Sequence number in the device chain.
     pub seq: u64,
@@ -125,7 +125,12 @@ impl Store {
         match format {
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(&mut *out);
-                each(&mut |er| w.serialize(er).map_err(bad))?;
+                // The one free-text column is neutralised for spreadsheets (JSON keeps it as is).
+                each(&mut |er| {
+                    let mut row = er.clone();
+                    row.employee_id = crate::base::text::csv_cell(&er.employee_id).into_owned();
+                    w.serialize(row).map_err(bad)
+                })?;
                 if n == 0 {
                     // Header even for an empty range, so consumers see the columns.
                     w.write_record(CSV_HEADER).map_err(bad)?;

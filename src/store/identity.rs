@@ -51,6 +51,34 @@ pub(super) fn prepare_data_dir(dir: &Path, read_only: bool) -> Result<()> {
     Ok(())
 }
 
+/// Stops when the data dir holds the device's keys but no usable database: the store those
+/// keys signed for is gone, and making a new one silently would give the same key a new device
+/// id and an empty chain. The error names the file and both ways on.
+pub(super) fn refuse_lost_database(dir: &Path, db_path: &Path) -> Result<()> {
+    let keys_here = [DEVICE_KEY_FILE, DATA_KEY_FILE]
+        .iter()
+        .any(|k| dir.join(k).exists());
+    let state = match fs::metadata(db_path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing",
+        Ok(m) if m.len() == 0 => "empty (0 bytes)",
+        _ => return Ok(()),
+    };
+    if !keys_here {
+        return Ok(());
+    }
+    Err(Error::Database {
+        path: db_path.to_owned(),
+        reason: format!(
+            "is {state}, but {} holds this device's keys ({DEVICE_KEY_FILE}, {DATA_KEY_FILE}): the \
+             store they belong to is lost, and nothing was changed. Restore {} from a backup, or \
+             run `clockface store reinit --i-understand` to archive the keys and start a new, \
+             empty store under a new device id",
+            dir.display(),
+            db_path.display()
+        ),
+    })
+}
+
 type LoadedIdentity = (
     Identity,
     Option<SigningKey>,

@@ -24,6 +24,7 @@ pub(crate) mod subject;
 pub mod sync;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -126,6 +127,7 @@ impl Store {
         let dir = &opts.data_dir;
         prepare_data_dir(dir, opts.read_only)?;
         let db_path = dir.join(DB_FILE);
+        identity::refuse_lost_database(dir, &db_path)?;
         if opts.read_only && !db_path.exists() {
             return Err(Error::Database {
                 path: db_path,
@@ -190,6 +192,52 @@ impl Store {
             clock,
             policy_version: opts.policy_version,
         })
+    }
+
+    /// Starts over in a data dir whose database is lost (missing or empty) but whose keys are
+    /// still there: the keys move into `archived-keys-<unix ms>/` beside it (never deleted: a
+    /// backend may still need the old public key to check what it received), and a new store
+    /// with a new device identity is created; its first audit entry names the archive. A
+    /// readable database is never touched. Returns the new store and the archive's path.
+    pub fn reinit(opts: &StoreOptions, clock: Arc<dyn Clock>) -> Result<(Store, PathBuf)> {
+        let dir = &opts.data_dir;
+        let db_path = dir.join(DB_FILE);
+        if identity::refuse_lost_database(dir, &db_path).is_ok() {
+            return Err(Error::invalid(
+                "store reinit",
+                format!(
+                    "{} is not lost (it exists and is not empty, or there are no keys to archive): nothing was changed",
+                    db_path.display()
+                ),
+            ));
+        }
+        let archive = dir.join(format!("archived-keys-{}", clock.wall_ms()));
+        fs::create_dir(&archive).map_err(|e| Error::io(&archive, e))?;
+        fs::set_permissions(&archive, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(&archive, e))?;
+        for name in [
+            DEVICE_KEY_FILE,
+            DATA_KEY_FILE,
+            crate::store::sync::TOKEN_FILE,
+        ] {
+            let from = dir.join(name);
+            if from.exists() {
+                fs::rename(&from, archive.join(name)).map_err(|e| Error::io(&from, e))?;
+            }
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.join(format!("{DB_FILE}{suffix}"));
+            if p.exists() {
+                fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        let mut store = Store::open(opts, clock)?;
+        let mut a = NewAudit::new("cli", "store_reinitialised", "");
+        a.detail = serde_json::json!({ "archived_keys": archive.file_name().map(|n| n.to_string_lossy().into_owned()) })
+            .to_string();
+        store.audit(&a)?;
+        tracing::warn!(archive = %archive.display(), "store reinitialised; the old keys are archived");
+        Ok((store, archive))
     }
 
     /// This device's id and public key.

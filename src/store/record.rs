@@ -165,6 +165,21 @@ impl NewRecord {
     }
 }
 
+/// A chain position: seq 0 does not exist, and seq 1 starts the chain (previous hash all
+/// zeros); shared by records and audit entries.
+pub fn check_link(seq: u64, prev_hash: &[u8; 32]) -> Result<()> {
+    if seq == 0 {
+        return Err(Error::invalid("seq", "is 0; a chain starts at 1"));
+    }
+    if seq == 1 && *prev_hash != [0; 32] {
+        return Err(Error::invalid(
+            "prev_hash",
+            "the first entry of a chain links to nothing (all zeros)",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks an employee id: 1–64 printable characters (empty allowed only where `may_be_empty`).
 pub fn validate_employee_id(id: &str, may_be_empty: bool) -> Result<()> {
     if id.is_empty() && may_be_empty {
@@ -229,6 +244,24 @@ fn ser_hex<S: serde::Serializer, const N: usize>(
 }
 
 impl Record {
+    /// The rules a signed record keeps beyond its byte format, as the kiosk applies them when
+    /// it writes one: a sequence number from 1, the first one linked to nothing, and the
+    /// fields [`NewRecord::validate`] checks. The hub refuses anything else with the field
+    /// named, whoever signed it.
+    pub fn validate_content(&self) -> Result<()> {
+        check_link(self.seq, &self.prev_hash)?;
+        NewRecord {
+            outcome: self.outcome,
+            employee_id: self.employee_id.clone(),
+            direction: self.direction,
+            method: self.method,
+            reason: self.reason.clone(),
+            liveness: self.liveness,
+            match_score: self.match_score,
+        }
+        .validate()
+    }
+
     /// A new record at `link` in this device's chain, stamped by `clock`; the signature is
     /// filled in when it is appended.
     pub(super) fn unsigned(

@@ -19,6 +19,7 @@ mod layers;
 mod machine;
 mod ota;
 mod privacy;
+mod probe;
 mod roster;
 mod run;
 mod store;

@@ -18,6 +18,14 @@ impl Config {
                 format!("has {name_len} characters; allowed: 1 to 64"),
             );
         }
+        for (key, v) in [
+            ("device.name", &self.device.name),
+            ("device.site", &self.device.site),
+        ] {
+            if let Some(why) = crate::base::text::unprintable(v) {
+                bad(key, why);
+            }
+        }
         let site_len = self.device.site.chars().count();
         if site_len > 64 {
             bad(

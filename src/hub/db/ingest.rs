@@ -34,6 +34,7 @@ fn decode(chain: Chain, bytes: &[u8]) -> crate::base::error::Result<Decoded> {
     Ok(match chain {
         Chain::Checkins => {
             let r = Record::decode(bytes)?;
+            r.validate_content()?;
             Decoded {
                 uuid: r.uuid,
                 device_id: r.device_id,
@@ -45,6 +46,7 @@ fn decode(chain: Chain, bytes: &[u8]) -> crate::base::error::Result<Decoded> {
         }
         Chain::Audit => {
             let a = AuditEntry::decode(bytes)?;
+            a.validate_content()?;
             Decoded {
                 uuid: a.uuid,
                 device_id: a.device_id,

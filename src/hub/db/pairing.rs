@@ -54,12 +54,13 @@ impl HubDb {
                     .collect()
             }
         };
-        if site.trim().is_empty() {
+        if site.trim().is_empty() || site.chars().count() > 128 {
             return Err(crate::base::error::Error::invalid(
                 "site",
-                "must not be empty",
+                "must be 1 to 128 characters",
             ));
         }
+        crate::base::text::check_printable("site", site)?;
         self.conn.execute(
             "INSERT INTO pairing_codes (code_sha256, site, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (code_sha256) DO UPDATE SET site = ?2, created_ms = ?3, expires_ms = ?4, used_by = NULL",
@@ -79,6 +80,8 @@ impl HubDb {
         if req.name.trim().is_empty() || req.name.chars().count() > 128 {
             return Err(ApiFailure::bad_request("name must be 1 to 128 characters"));
         }
+        crate::base::text::check_printable("name", &req.name)
+            .map_err(|e| ApiFailure::bad_request(e.to_string()))?;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::base::error::Error;
+use crate::base::text::csv_cell;
 use crate::store::record::Record;
 
 use super::{Chain, HubDb};
@@ -74,14 +75,14 @@ impl HubDb {
             let site: String = row.get(2)?;
             let display: String = row.get(3)?;
             w.write_record([
-                rec.employee_id.as_str(),
-                display.as_str(),
+                &*csv_cell(&rec.employee_id),
+                &*csv_cell(&display),
                 &t.format("%Y-%m-%d").to_string(),
                 &t.format("%H:%M:%S").to_string(),
                 rec.direction.as_str(),
                 rec.method.as_str(),
-                name.as_str(),
-                site.as_str(),
+                &*csv_cell(&name),
+                &*csv_cell(&site),
                 &rec.uuid.to_string(),
             ])
             .map_err(csv_err)?;

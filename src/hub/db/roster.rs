@@ -117,6 +117,8 @@ impl HubDb {
             if e.display_name.trim().is_empty() || e.display_name.chars().count() > 128 {
                 return Err(at("display_name", "must be 1 to 128 characters".into()));
             }
+            crate::base::text::check_printable("display_name", &e.display_name)
+                .map_err(|err| at("display_name", err.to_string()))?;
             let mut normal = Vec::with_capacity(e.badges.len());
             for b in &e.badges {
                 let n = BadgeId::parse(b).map_err(|err| at("badges", err.to_string()))?;

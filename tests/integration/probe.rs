@@ -1,0 +1,371 @@
+//! The outside security probe's findings, each reproduced as it was found and held fixed: a
+//! store silently recreated under its old key, signed records whose content the hub did not
+//! check, CSV cells a spreadsheet runs, control characters in names, and a small image that
+//! inflates to gigabytes. (Pairing and signature findings are in `hub_api` and `store::chain`.)
+
+use crate::common;
+
+use std::path::Path;
+
+use base64::Engine;
+use clockface::base::clock::{Clock, SystemClock};
+use clockface::base::protocol::{AckStatus, PairRequest, UploadEntry, pairing_proof_message};
+use clockface::hub::db::{Chain, HubDb};
+use clockface::store::record::{Direction, Method, Outcome, Record};
+use ed25519_dalek::{Signer, SigningKey};
+
+fn kiosk(data: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut a = vec!["--data-dir", data.to_str().unwrap()];
+    a.extend_from_slice(args);
+    common::run(&a)
+}
+
+fn device_id(data: &Path) -> String {
+    let (code, out, err) = kiosk(data, &["device", "show", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["device_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_lost_database_stops_the_kiosk_instead_of_a_new_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, _, err) = kiosk(&data, &["bench", "append", "--count", "3"]);
+    assert_eq!(code, 0, "{err}");
+    let old_id = device_id(&data);
+    let key = std::fs::read(data.join("device.key")).unwrap();
+    let db = data.join("clockface.db");
+    for lose in ["truncate", "remove"] {
+        if lose == "truncate" {
+            std::fs::write(&db, b"").unwrap();
+        } else {
+            let _ = std::fs::remove_file(&db);
+        }
+        for args in [
+            &["bench", "append", "--count", "1"][..],
+            &["verify"][..],
+            &["device", "show"][..],
+        ] {
+            let (code, out, err) = kiosk(&data, args);
+            assert_eq!(code, 1, "{args:?} ({lose}): {out}{err}");
+            assert!(
+                err.contains("clockface.db") && err.contains("store reinit --i-understand"),
+                "{args:?} ({lose}): {err}"
+            );
+        }
+        assert_eq!(std::fs::read(data.join("device.key")).unwrap(), key);
+        assert!(!db.exists() || std::fs::metadata(&db).unwrap().len() == 0);
+    }
+    // The way on is explicit, archives the old keys, and is audited in the new store.
+    let (code, _, err) = kiosk(&data, &["store", "reinit"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, out, err) = kiosk(&data, &["store", "reinit", "--i-understand"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("the old keys are in"), "{out}");
+    let archive = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("archived-keys-")
+        })
+        .expect("an archive");
+    assert_eq!(std::fs::read(archive.join("device.key")).unwrap(), key);
+    assert_ne!(device_id(&data), old_id);
+    let (code, _, err) = kiosk(&data, &["verify"]);
+    assert_eq!(code, 0, "{err}");
+    let actions: Vec<String> = common::raw_db(&data)
+        .prepare("SELECT action FROM audit")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(actions, ["store_reinitialised"]);
+    // A readable store is never reinitialised.
+    let (code, _, err) = kiosk(&data, &["store", "reinit", "--i-understand"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not lost"), "{err}");
+}
+
+/// A hub with one device paired (with its proof), and that device's key.
+fn hub_and_device(dir: &Path) -> (HubDb, clockface::hub::db::pairing::Device, SigningKey) {
+    let mut hub = HubDb::open(&dir.join("hub.db")).unwrap();
+    let now = SystemClock::new().wall_ms();
+    let code = hub
+        .create_pairing_code("Plant 7", 3_600_000, None, now)
+        .unwrap();
+    let sk = SigningKey::from_bytes(&[11; 32]);
+    let id = uuid::Uuid::now_v7();
+    let public_key = hex::encode(sk.verifying_key().as_bytes());
+    let proof = hex::encode(
+        sk.sign(&pairing_proof_message(&code, id, &public_key))
+            .to_bytes(),
+    );
+    let resp = hub
+        .pair(
+            &PairRequest {
+                code,
+                device_id: id,
+                public_key,
+                name: "Door 1".into(),
+                proof: Some(proof),
+            },
+            now,
+        )
+        .unwrap();
+    let device = hub.device_by_token(&resp.token).unwrap().unwrap();
+    (hub, device, sk)
+}
+
+/// A record signed by `sk`, as only that kiosk could make it, with fields set by `edit`.
+fn signed(
+    sk: &SigningKey,
+    device: uuid::Uuid,
+    seq: u64,
+    edit: impl FnOnce(&mut Record),
+) -> Vec<u8> {
+    let mut r = Record {
+        uuid: uuid::Uuid::now_v7(),
+        device_id: device,
+        seq,
+        outcome: Outcome::Accepted,
+        employee_id: "E1".into(),
+        direction: Direction::In,
+        method: Method::BadgeFace,
+        reason: String::new(),
+        wall_ms: SystemClock::new().wall_ms(),
+        clock_synced: true,
+        boot_id: [0; 16],
+        monotonic_ns: 1,
+        liveness: Some(0.05),
+        match_score: Some(0.8),
+        policy_version: 1,
+        prev_hash: [0; 32],
+        signature: [0; 64],
+    };
+    edit(&mut r);
+    r.signature = sk.sign(&r.signed_bytes()).to_bytes();
+    r.to_bytes()
+}
+
+#[test]
+fn the_hub_checks_what_a_signed_record_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hub, device, sk) = hub_and_device(dir.path());
+    let now = SystemClock::new().wall_ms();
+    let cases: Vec<(u64, Vec<u8>, &str)> = vec![
+        (
+            0,
+            signed(&sk, device.id, 0, |r| r.prev_hash = [7; 32]),
+            "seq",
+        ),
+        (
+            1,
+            signed(&sk, device.id, 1, |r| r.prev_hash = [7; 32]),
+            "prev_hash",
+        ),
+        (
+            1,
+            signed(&sk, device.id, 1, |r| r.employee_id.clear()),
+            "employee id",
+        ),
+        (
+            1,
+            signed(&sk, device.id, 1, |r| r.employee_id = "E".repeat(5000)),
+            "employee id",
+        ),
+        (
+            1,
+            signed(&sk, device.id, 1, |r| r.employee_id = "E1\r\nE2".into()),
+            "employee id",
+        ),
+        (
+            1,
+            signed(&sk, device.id, 1, |r| r.liveness = Some(f32::NAN)),
+            "liveness",
+        ),
+    ];
+    for (seq, bytes, field) in cases {
+        let entry = UploadEntry {
+            seq,
+            entry: base64::engine::general_purpose::STANDARD.encode(&bytes),
+        };
+        let resp = hub.ingest(&device, Chain::Checkins, &[entry], now).unwrap();
+        assert_eq!(resp.acks[0].status, AckStatus::Rejected, "{field}");
+        assert!(
+            resp.acks[0].reason.contains(field),
+            "{field}: {}",
+            resp.acks[0].reason
+        );
+    }
+    assert_eq!(hub.count(Chain::Checkins).unwrap(), 0);
+    // A sound record is stored, and a formula in its employee id reaches no spreadsheet.
+    let good = signed(&sk, device.id, 1, |r| {
+        r.employee_id = "=HYPERLINK(\"x\")".into()
+    });
+    let entry = UploadEntry {
+        seq: 1,
+        entry: base64::engine::general_purpose::STANDARD.encode(&good),
+    };
+    let resp = hub.ingest(&device, Chain::Checkins, &[entry], now).unwrap();
+    assert_eq!(
+        resp.acks[0].status,
+        AckStatus::Stored,
+        "{}",
+        resp.acks[0].reason
+    );
+    let mut csv = Vec::new();
+    hub.timesheet(0, i64::MAX, &mut csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.contains("'=HYPERLINK"), "{csv}");
+    assert!(
+        !csv.contains(",=HYPERLINK") && !csv.contains("\n=HYPERLINK"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn the_kiosk_export_neutralises_formula_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = common::open(dir.path());
+    store.append(&common::checkin("=1+2")).unwrap();
+    store.append(&common::checkin("@SUM(A1)")).unwrap();
+    let mut out = Vec::new();
+    store
+        .export(
+            None,
+            None,
+            clockface::store::export::ExportFormat::Csv,
+            &mut out,
+            &|_| {},
+        )
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(",'=1+2,") && text.contains(",'@SUM(A1),"),
+        "{text}"
+    );
+}
+
+#[test]
+fn control_characters_in_names_are_refused_where_they_enter() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let hub = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_clockface-hub"))
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = hub(&["pairing-code", "--site", "Plant\r\x1b[2KFAKE ok"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("U+000D"), "{err}");
+    let csv = dir.path().join("r.csv");
+    std::fs::write(&csv, "id,display_name\nE1,\"Ada\x1b[31m\"\n").unwrap();
+    let (code, err) = hub(&["roster", "import", csv.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("display_name") && err.contains("U+001B"),
+        "{err}"
+    );
+    // A device name with a carriage return is refused at pairing, by the hub.
+    let mut h = HubDb::open(&db).unwrap();
+    let now = SystemClock::new().wall_ms();
+    let code = h.create_pairing_code("S", 3_600_000, None, now).unwrap();
+    let sk = SigningKey::from_bytes(&[12; 32]);
+    let id = uuid::Uuid::now_v7();
+    let pk = hex::encode(sk.verifying_key().as_bytes());
+    let proof = hex::encode(sk.sign(&pairing_proof_message(&code, id, &pk)).to_bytes());
+    let e = h
+        .pair(
+            &PairRequest {
+                code,
+                device_id: id,
+                public_key: pk,
+                name: "Door 1\rDoor 2".into(),
+                proof: Some(proof),
+            },
+            now,
+        )
+        .unwrap_err();
+    assert_eq!(e.status, 400);
+    assert!(e.message.contains("U+000D"), "{}", e.message);
+    // And in the kiosk's own config.
+    let problems =
+        clockface::base::config::check_str("[device]\nname = \"Door\\r1\"\n").unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "device.name" && p.message.contains("U+000D")),
+        "{problems:?}"
+    );
+}
+
+/// A PNG whose header declares `w`x`h` 8-bit greyscale, with a tiny (invalid) image body:
+/// enough for a reader that trusts the header.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    fn crc(data: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let chunk = |kind: &[u8], body: &[u8]| {
+        let mut v = (body.len() as u32).to_be_bytes().to_vec();
+        let mut kb = kind.to_vec();
+        kb.extend_from_slice(body);
+        v.extend_from_slice(&kb);
+        v.extend_from_slice(&crc(&kb).to_be_bytes());
+        v
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit greyscale, deflate, no interlace
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+#[test]
+fn an_image_that_would_inflate_is_refused_by_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.png");
+    std::fs::write(&bomb, png_header_only(20_000, 20_000)).unwrap();
+    let e = clockface::base::frame::Frame::open(&bomb)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bomb.png") && e.contains("20000x20000"), "{e}");
+    let (code, _, err) = common::run(&["vision", "detect", bomb.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("20000x20000") && err.contains("megapixels"),
+        "{err}"
+    );
+    // A normal photo still opens.
+    let photo = clockface::base::config::dev_cache().join("photos/obama.jpg");
+    assert!(clockface::base::frame::Frame::open(&photo).is_ok());
+}
