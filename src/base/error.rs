@@ -52,6 +52,16 @@ pub enum Error {
     #[error("{0}; nothing was lost, the queue is kept for the next attempt")]
     Network(String),
 
+    /// A part of the installation is missing or damaged (a face model, ONNX Runtime): it needs
+    /// a person, not different input.
+    #[error("{0}")]
+    Installation(String),
+
+    /// The backend answered, but not as the protocol says (or TLS with it failed): retrying
+    /// the same request will not help until the backend or its certificate is fixed.
+    #[error("{0}")]
+    Backend(String),
+
     /// The running kiosk is not serving, or its health endpoint does not answer.
     #[error("{0}")]
     Unhealthy(String),

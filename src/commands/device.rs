@@ -253,6 +253,7 @@ fn sync_err(e: crate::sync::SyncError) -> Error {
         S::Store(e) => e,
         S::Unreachable(m) => Error::Network(format!("backend unreachable: {m}")),
         S::Status { status, .. } if status >= 500 || status == 429 => Error::Network(e.to_string()),
+        S::Protocol(_) | S::Tls(_) => Error::Backend(e.to_string()),
         other => Error::invalid("sync", other.to_string()),
     }
 }

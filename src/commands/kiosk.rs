@@ -222,7 +222,7 @@ pub fn enroll(
         ));
     }
     let mut v =
-        Vision::load(&cfg.vision).map_err(|e| Error::invalid("face models", e.to_string()))?;
+        Vision::load(&cfg.vision).map_err(|e| Error::Installation(format!("face models: {e}")))?;
     let mut embeddings = Vec::new();
     for path in images {
         let frame = Frame::open(path)?;

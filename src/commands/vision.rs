@@ -97,7 +97,7 @@ impl VisionCmd {
 }
 
 fn load(cfg: &Config) -> Result<Vision> {
-    Vision::load(&cfg.vision).map_err(|e| Error::invalid("face models", e.to_string()))
+    Vision::load(&cfg.vision).map_err(|e| Error::Installation(format!("face models: {e}")))
 }
 
 /// Faces found in one image.

@@ -242,7 +242,7 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !ct.starts_with("application/json") {
+    if !is_json_media_type(ct) {
         return Err(ApiFailure {
             status: 415,
             code: "unsupported_media_type",
@@ -262,6 +262,23 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
     })
 }
 
+/// `application/json`, in any case, with or without parameters (`; charset=utf-8`); not
+/// `application/jsonx` or `application/json-patch+json`.
+fn is_json_media_type(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The token of an `Authorization: Bearer …` header; the scheme is case-insensitive
+/// (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// The device a request's bearer token names.
 async fn authenticate(hub: &Arc<Hub>, headers: &HeaderMap) -> Result<Device, ApiFailure> {
     let unauthorized = |m: &str| ApiFailure {
@@ -272,8 +289,8 @@ async fn authenticate(hub: &Arc<Hub>, headers: &HeaderMap) -> Result<Device, Api
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned())
+        .and_then(bearer_token)
+        .map(str::to_owned)
         .ok_or_else(|| unauthorized("missing bearer token"))?;
     hub.with_db(move |db, now| {
         let d = db.device_by_token(&token)?;
@@ -382,4 +399,33 @@ async fn heartbeat(State(hub): State<Arc<Hub>>, req: Request) -> Result<Response
         .with_db(move |db, now| db.heartbeat(&device, &hb, now))
         .await?;
     Ok(json_response(StatusCode::OK, &resp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_and_bearer_scheme_are_read_as_rfc_9110_says() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+        ] {
+            assert!(is_json_media_type(ok), "{ok}");
+        }
+        for bad in [
+            "application/jsonx",
+            "application/json-patch+json",
+            "text/json",
+            "",
+        ] {
+            assert!(!is_json_media_type(bad), "{bad}");
+        }
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+    }
 }

@@ -48,6 +48,16 @@ pub(super) fn prepare_data_dir(dir: &Path, read_only: bool) -> Result<()> {
         Err(e) => return Err(err(format!("cannot be accessed: {e}"))),
     }
     fs::read_dir(dir).map_err(|e| err(format!("cannot be read: {e}")))?;
+    if let Ok(m) = fs::metadata(dir) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                data_dir = %dir.display(),
+                mode = format!("{mode:04o}"),
+                "the data dir is open to other users; it holds signed records and keys: chmod 700 it"
+            );
+        }
+    }
     Ok(())
 }
 

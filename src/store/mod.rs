@@ -147,6 +147,18 @@ impl Store {
         };
         let mut conn = Connection::open_with_flags(&db_path, flags)
             .map_err(|e| db_err(format!("cannot open: {e}")))?;
+        if !opts.read_only {
+            // Owner only, like the key files; SQLite gives the WAL and shm files the database's
+            // mode, so this comes before WAL mode is switched on.
+            for suffix in ["", "-wal", "-shm"] {
+                let p = dir.join(format!("{DB_FILE}{suffix}"));
+                if p.exists() {
+                    fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).map_err(|e| {
+                        db_err(format!("cannot set mode 0600 on {}: {e}", p.display()))
+                    })?;
+                }
+            }
+        }
         // The first read validates the file header; a foreign or corrupt file fails here and is
         // left exactly as it was.
         let version = migrations::current_version(&conn).map_err(|e| {

@@ -361,3 +361,53 @@ fn an_old_kiosk_without_a_proof_pairs_only_a_new_id() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("small-order"), "{body}");
 }
+
+/// Sends one raw HTTP/1.1 request on loopback; returns the status.
+fn raw_status(url: &str, head: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive_and_the_media_type_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, served, data) = hub_with_kiosk(dir.path());
+    let token = std::fs::read_to_string(data.join("sync.token")).unwrap();
+    let token = token.trim();
+    let get = |auth: &str| {
+        raw_status(
+            &served.url,
+            &format!("GET /v1/policy HTTP/1.1\r\nAuthorization: {auth}"),
+            "",
+        )
+    };
+    assert_eq!(get(&format!("Bearer {token}")), 200);
+    assert_eq!(get(&format!("bearer {token}")), 200);
+    assert_eq!(get(&format!("BEARER {token}")), 200);
+    assert_eq!(get(&format!("Basic {token}")), 401);
+    let post = |ct: &str| {
+        raw_status(
+            &served.url,
+            &format!(
+                "POST /v1/checkins HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}"
+            ),
+            "{\"entries\": []}",
+        )
+    };
+    assert_eq!(post("application/jsonx"), 415);
+    assert_eq!(post("application/json-patch+json"), 415);
+    assert_eq!(post("application/json; charset=utf-8"), 400); // empty batch: the body was read
+}

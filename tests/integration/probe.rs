@@ -369,3 +369,74 @@ fn an_image_that_would_inflate_is_refused_by_its_size() {
     let photo = clockface::base::config::dev_cache().join("photos/obama.jpg");
     assert!(clockface::base::frame::Frame::open(&photo).is_ok());
 }
+
+#[test]
+fn exit_codes_follow_the_readme_for_damaged_models_and_a_backend_that_breaks_the_protocol() {
+    use common::net::{Fault, FaultProxy, TestHub};
+    let dir = tempfile::tempdir().unwrap();
+    // A damaged model is the installation's problem: exit 1, the file named.
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    for e in std::fs::read_dir(clockface::base::config::dev_cache().join("models")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, models.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let det = models.join(clockface::vision::DETECTOR_FILE);
+    let mut bytes = std::fs::read(&det).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&det, bytes).unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[vision]\nmodels_dir = {:?}\n", models.to_str().unwrap()),
+    )
+    .unwrap();
+    let photo = clockface::base::config::dev_cache().join("photos/obama.jpg");
+    let (code, _, err) = common::run(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "vision",
+        "detect",
+        photo.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(clockface::vision::DETECTOR_FILE), "{err}");
+    // A backend that answers garbage: exit 1 too, and nothing is lost (the next round syncs).
+    let hub = TestHub::start();
+    let proxy = FaultProxy::start(hub.addr);
+    let data = dir.path().join("kiosk");
+    let (code, _, err) = kiosk(&data, &["bench", "append", "--count", "5"]);
+    assert_eq!(code, 0, "{err}");
+    let code_ = hub.pairing_code();
+    let (code, _, err) = kiosk(&data, &["pair", "--code", &code_, "--url", &proxy.url]);
+    assert_eq!(code, 0, "{err}");
+    proxy.push([Fault::Malformed]);
+    let (code, out, err) = kiosk(&data, &["sync"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("broke the protocol"), "{err}");
+    let (code, out, err) = kiosk(&data, &["sync"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("synced 5 check-ins"), "{out}");
+}
+
+#[test]
+fn the_database_is_owner_only_and_a_wide_data_dir_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, _, err) = kiosk(&data, &["bench", "append", "--count", "2"]);
+    assert_eq!(code, 0, "{err}");
+    for f in ["clockface.db", "clockface.db-wal", "device.key", "data.key"] {
+        let p = data.join(f);
+        if p.exists() {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f} has mode {mode:o}");
+        }
+    }
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, _, err) = kiosk(&data, &["bench", "append", "--count", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("chmod 700") && err.contains("0755"), "{err}");
+}
