@@ -179,6 +179,10 @@ pub struct RosterEmployee {
     /// Templates enrolled elsewhere (only sent for employees whose consent is given).
     #[serde(default)]
     pub templates: Vec<RosterTemplate>,
+    /// The sites whose kiosks receive this person; empty (or `"*"`) means every site. Only
+    /// the backend reads it: a kiosk is served its own site's people and never sees the list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<String>,
 }
 
 /// `GET /v1/roster`: the whole roster of the device's site, with tombstones.
@@ -231,6 +235,20 @@ pub struct HeartbeatResponse {
     pub hub_time_ms: i64,
     /// hub time − device time as the hub measured it (ms).
     pub clock_skew_ms: i64,
+    /// What the backend holds of this device's two chains (since protocol 1.1): a kiosk
+    /// whose backend is behind what it acknowledged (reset, restored from a backup) sends the
+    /// rest again; a head beyond the kiosk's own is a backend to distrust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<BackendHeads>,
+}
+
+/// The backend's gap-free head of each of one device's chains.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendHeads {
+    /// Check-in records.
+    pub checkins: ChainHead,
+    /// Audit entries.
+    pub audit: ChainHead,
 }
 
 /// `GET /v1/health`.

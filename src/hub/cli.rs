@@ -98,6 +98,9 @@ struct CsvRow {
     consent: String,
     #[serde(default)]
     consent_version: String,
+    /// Sites separated by ';'; empty or "*" for every site.
+    #[serde(default)]
+    sites: String,
 }
 
 fn yes() -> bool {
@@ -155,6 +158,13 @@ pub fn read_roster_file(file: &Path) -> Result<Vec<RosterEmployee>> {
                         },
                     }),
                     templates: Vec::new(),
+                    sites: row
+                        .sites
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
                 });
             }
             Ok(out)

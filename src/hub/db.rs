@@ -98,6 +98,10 @@ impl HubDb {
                 path: path.to_path_buf(),
                 reason: format!("is not a clockface-hub database ({e})"),
             })?;
+        migrate_sites(&conn).map_err(|e| crate::base::error::Error::Database {
+            path: path.to_path_buf(),
+            reason: format!("cannot add the employees' sites ({e})"),
+        })?;
         Ok(HubDb { conn })
     }
 
@@ -111,4 +115,23 @@ impl HubDb {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0))
     }
+}
+
+/// Databases made before employees had sites: the column is added (every employee valid at
+/// every site, as before), and every device is taken to hold everyone, which it did, so that
+/// its next roster deletes the people not of its site.
+fn migrate_sites(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('employees') WHERE name = 'sites'")?
+        .exists([])?;
+    if has {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         ALTER TABLE employees ADD COLUMN sites TEXT NOT NULL DEFAULT '';
+         INSERT OR IGNORE INTO delivered (device_id, employee_id)
+             SELECT d.id, e.id FROM devices d, employees e;
+         COMMIT;",
+    )
 }

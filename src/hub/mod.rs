@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod db;
+pub(crate) mod server;
 pub(crate) mod tls;
 
 use std::path::Path;
@@ -124,9 +125,13 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    axum::serve(listener, router(hub))
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(
+        listener,
+        router(hub),
+        server::Limits::for_this_process(),
+        shutdown,
+    )
+    .await
 }
 
 /// A hub serving on 127.0.0.1 from a thread of its own, for the demo and tests (plain http:
@@ -249,8 +254,20 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
             message: "the body must be application/json".into(),
         });
     }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+    let read = tokio::time::timeout(
+        server::BODY_READ_TIMEOUT,
+        axum::body::to_bytes(body, MAX_REQUEST_BYTES),
+    );
+    let bytes: Bytes = read
         .await
+        .map_err(|_| ApiFailure {
+            status: 408,
+            code: "body_timeout",
+            message: format!(
+                "the request body did not arrive within {} s",
+                server::BODY_READ_TIMEOUT.as_secs()
+            ),
+        })?
         .map_err(|_| ApiFailure {
             status: 413,
             code: "body_too_large",
@@ -365,15 +382,22 @@ fn with_etag(mut r: Response, tag: &str) -> Response {
 }
 
 async fn roster(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Result<Response, ApiFailure> {
-    authenticate(&hub, &headers).await?;
+    let device = authenticate(&hub, &headers).await?;
+    // Each device gets its own site's roster; its tag carries the device, so that a kiosk
+    // re-paired to another site never keeps the old one as "not modified".
+    let tag_for = |version: i64| {
+        let d = device.id.simple().to_string();
+        etag(&format!("roster-{}", &d[..12]), version)
+    };
     let version = hub.with_db(|db, _| db.roster_version()).await?;
-    let tag = etag("roster", version);
+    let tag = tag_for(version);
     if let Some(r) = not_modified(&headers, &tag) {
         return Ok(r);
     }
-    let roster = hub.with_db(|db, _| db.roster()).await?;
+    let id = device.id;
+    let roster = hub.with_db(move |db, _| db.roster(&id)).await?;
     // The version may have moved between the two reads; the tag follows what is sent.
-    let tag = etag("roster", roster.version);
+    let tag = tag_for(roster.version);
     Ok(with_etag(json_response(StatusCode::OK, &roster), &tag))
 }
 

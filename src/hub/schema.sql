@@ -19,6 +19,14 @@ CREATE TABLE IF NOT EXISTS devices (
     clock_skew_ms INTEGER
 ) STRICT;
 
+-- Which employees each device has been sent, so that a person who leaves a site (or the
+-- roster) is deleted at exactly the kiosks that hold them, and no other kiosk learns of them.
+CREATE TABLE IF NOT EXISTS delivered (
+    device_id   TEXT NOT NULL,
+    employee_id TEXT NOT NULL,
+    PRIMARY KEY (device_id, employee_id)
+) STRICT;
+
 -- Devices an admin unpaired (`clockface-hub device unpair`): their id may pair again with any key.
 CREATE TABLE IF NOT EXISTS unpaired (
     device_id TEXT PRIMARY KEY,

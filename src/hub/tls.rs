@@ -41,7 +41,10 @@ pub fn server_config(cert: &Path, key: &Path) -> crate::base::error::Result<Arc<
     Ok(Arc::new(cfg))
 }
 
-/// A TLS listener for `axum::serve`.
+/// TLS handshakes in progress at once; more are dropped at accept.
+const MAX_HANDSHAKES: usize = 64;
+
+/// A TLS listener for the hub's server loop.
 pub struct TlsListener {
     rx: mpsc::Receiver<(TlsStream<TcpStream>, std::net::SocketAddr)>,
     local: std::net::SocketAddr,
@@ -53,6 +56,7 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
                 let (sock, addr) = match tcp.accept().await {
@@ -66,9 +70,16 @@ impl TlsListener {
                 if tx.is_closed() {
                     break;
                 }
+                // Handshakes in progress are capped too: a client that opens connections and
+                // never speaks TLS must not use up the descriptors.
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    tracing::debug!("too many TLS handshakes in progress; connection dropped");
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock)).await
                     {
                         Ok(Ok(tls)) => {

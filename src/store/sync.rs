@@ -114,10 +114,18 @@ mod key {
     pub const LAST_ERROR_AT: &str = "last_error_ms";
     pub const SKEW: &str = "clock_skew_ms";
     pub const HEAD: &str = "backend_head_seq";
+    pub const AUDIT_HEAD: &str = "backend_audit_head_seq";
     pub const ROSTER_ETAG: &str = "roster_etag";
     pub const ROSTER_VERSION: &str = "roster_version";
     pub const POLICY_ETAG: &str = "policy_etag";
     pub const POLICY: &str = "policy";
+}
+
+fn head_key(chain: OutboxChain) -> &'static str {
+    match chain {
+        OutboxChain::Checkins => key::HEAD,
+        OutboxChain::Audit => key::AUDIT_HEAD,
+    }
 }
 
 /// File in the data dir that holds the backend token (0600).
@@ -238,7 +246,74 @@ impl Store {
 
     /// Records the backend's head of the check-in chain.
     pub fn record_backend_head(&mut self, seq: u64) -> Result<()> {
-        self.sync_set(key::HEAD, &seq.to_string())
+        self.record_backend_head_of(OutboxChain::Checkins, seq)
+    }
+
+    /// Records the backend's gap-free head of `chain`.
+    pub fn record_backend_head_of(&mut self, chain: OutboxChain, seq: u64) -> Result<()> {
+        self.sync_set(head_key(chain), &seq.to_string())
+    }
+
+    /// The sequence number of this kiosk's newest entry of `chain` (the retention anchor's when
+    /// the table is empty, 0 when nothing was ever written).
+    pub fn chain_head_seq(&self, chain: OutboxChain) -> Result<u64> {
+        let max: Option<i64> = self.conn().query_row(
+            &format!("SELECT max(seq) FROM {}", chain.table()),
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(match max {
+            Some(m) => m as u64,
+            None => super::entry::anchor(self.conn(), chain.table())?.map_or(0, |a| a.0),
+        })
+    }
+
+    /// The backend's head of `chain` as last seen, if any since pairing.
+    pub fn backend_head(&self, chain: OutboxChain) -> Result<Option<u64>> {
+        Ok(self.sync_get(head_key(chain))?.and_then(|v| v.parse().ok()))
+    }
+
+    /// Forgets what the last backend held (a pairing with a backend starts from nothing).
+    pub fn forget_backend_heads(&mut self) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM sync_state WHERE key IN (?1, ?2)",
+            params![key::HEAD, key::AUDIT_HEAD],
+        )?;
+        Ok(())
+    }
+
+    /// Puts back into the outbox every entry of `chain` after `after_seq` that was marked
+    /// acknowledged and still has its bytes (a pseudonymised check-in, whose bytes are gone,
+    /// or a purged one cannot be sent again), so that a backend which lost them, or a new one,
+    /// receives them. Refusals are cleared too: a new backend judges for itself. Audited.
+    /// Returns how many went back.
+    pub fn resend_after(&mut self, chain: OutboxChain, after_seq: u64, why: &str) -> Result<u64> {
+        let table = chain.table();
+        let whole = match chain {
+            OutboxChain::Checkins => " AND redacted_hash IS NULL",
+            OutboxChain::Audit => "",
+        };
+        let n: i64 = self.conn().query_row(
+            &format!(
+                "SELECT count(*) FROM {table} WHERE seq > ?1 AND (synced_at_ms IS NOT NULL OR sync_rejected IS NOT NULL){whole}"
+            ),
+            [after_seq as i64],
+            |r| r.get(0),
+        )?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut audit = NewAudit::new("system", "sync_resend", chain.as_str());
+        audit.detail =
+            serde_json::json!({ "after_seq": after_seq, "count": n, "why": why }).to_string();
+        self.audited(&audit, |tx, _, _| {
+            Ok(tx.execute(
+                &format!(
+                    "UPDATE {table} SET synced_at_ms = NULL, sync_rejected = NULL WHERE seq > ?1{whole}"
+                ),
+                [after_seq as i64],
+            )? as u64)
+        })
     }
 
     /// The ETag of the roster last applied.

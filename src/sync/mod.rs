@@ -84,6 +84,8 @@ pub struct RoundReport {
     pub policy_updated: bool,
     /// Backend time minus kiosk time (ms).
     pub clock_skew_ms: i64,
+    /// Entries put back into the outbox because the backend holds less than it acknowledged.
+    pub resent: u64,
 }
 
 /// Skew beyond which the kiosk warns that its clock is off.
@@ -159,6 +161,14 @@ pub async fn pair(
         .await?;
     write_token(store.data_dir(), &resp.token)?;
     store.set_sync_url(url)?;
+    // A backend starts with nothing from this kiosk: whatever an earlier backend acknowledged
+    // goes to this one too (what retention purged or pseudonymised cannot).
+    store.forget_backend_heads()?;
+    let back = store.resend_after(OutboxChain::Checkins, 0, "paired")?
+        + store.resend_after(OutboxChain::Audit, 0, "paired")?;
+    if back > 0 {
+        tracing::info!(entries = back, "history queued again for the new backend");
+    }
     let mut a = crate::store::audit::NewAudit::new("system", "device_paired", "sync");
     a.detail = serde_json::json!({ "site": resp.site }).to_string();
     store.audit(&a)?;
@@ -223,6 +233,14 @@ impl Syncer {
             .is_some_and(|s| s.abs() > SKEW_WARN_MS);
         store.record_clock_skew(hr.clock_skew_ms)?;
         rep.clock_skew_ms = hr.clock_skew_ms;
+        if let Some(heads) = &hr.heads {
+            for (chain, head) in [
+                (OutboxChain::Checkins, &heads.checkins),
+                (OutboxChain::Audit, &heads.audit),
+            ] {
+                rep.resent += check_backend_head(store, chain, head.seq)?;
+            }
+        }
         // Said once when the clock goes off (it stays visible in the sync status).
         if hr.clock_skew_ms.abs() > SKEW_WARN_MS && !was_off {
             tracing::warn!(
@@ -295,9 +313,7 @@ impl Syncer {
             let now = store.clock().wall_ms();
             store.mark_acknowledged(chain, &r.acknowledged, now)?;
             store.mark_refused(chain, &r.refused)?;
-            if chain == OutboxChain::Checkins {
-                store.record_backend_head(resp.head.seq)?;
-            }
+            check_backend_head(store, chain, resp.head.seq)?;
             if r.ignored > 0 {
                 tracing::warn!(
                     chain = chain.as_str(),
@@ -334,6 +350,50 @@ impl Syncer {
             }
         }
     }
+}
+
+/// Compares what the backend says it holds of `chain` with what this kiosk has. A head beyond
+/// the kiosk's own is never recorded (it is logged and audited once per value: a backend that
+/// claims records this kiosk never signed is not to be trusted); a head behind the one last
+/// seen means the backend lost entries, which go back into the outbox. Returns how many did.
+fn check_backend_head(
+    store: &mut Store,
+    chain: OutboxChain,
+    backend_seq: u64,
+) -> Result<u64, SyncError> {
+    let own = store.chain_head_seq(chain)?;
+    if backend_seq > own {
+        let mut a =
+            crate::store::audit::NewAudit::new("system", "backend_head_ahead", chain.as_str());
+        a.detail = serde_json::json!({ "backend_seq": backend_seq, "own_seq": own }).to_string();
+        let already = store
+            .recent_audit(20)?
+            .iter()
+            .any(|e| e.action == a.action && e.detail == a.detail);
+        if !already {
+            tracing::error!(
+                chain = chain.as_str(),
+                backend_seq,
+                own_seq = own,
+                "the backend claims entries this kiosk never signed; its head is not trusted"
+            );
+            store.audit(&a)?;
+        }
+        return Ok(0);
+    }
+    let seen = store.backend_head(chain)?;
+    let mut resent = 0;
+    if seen.is_some_and(|s| backend_seq < s) {
+        resent = store.resend_after(chain, backend_seq, "backend_behind")?;
+        tracing::warn!(
+            chain = chain.as_str(),
+            backend_seq,
+            resent,
+            "the backend holds less than it acknowledged; sending the rest again"
+        );
+    }
+    store.record_backend_head_of(chain, backend_seq)?;
+    Ok(resent)
 }
 
 /// How a batch's acknowledgements map onto what was sent.

@@ -210,7 +210,7 @@ fn bad_admin_input_is_named() {
     assert!(err.contains("pairing code"), "{err}");
     // Nothing half-imported.
     let h = clockface::hub::db::HubDb::open(&db).unwrap();
-    assert_eq!(h.roster().unwrap().employees.len(), 0);
+    assert_eq!(h.roster(&uuid::Uuid::nil()).unwrap().employees.len(), 0);
 }
 
 fn schemathesis() -> PathBuf {
@@ -410,4 +410,239 @@ fn the_bearer_scheme_is_case_insensitive_and_the_media_type_exact() {
     assert_eq!(post("application/jsonx"), 415);
     assert_eq!(post("application/json-patch+json"), 415);
     assert_eq!(post("application/json; charset=utf-8"), 400); // empty batch: the body was read
+}
+
+#[test]
+fn idle_and_half_sent_connections_do_not_take_the_hub_offline() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    // As the probe ran it: a low file limit, then more silent connections than it allows.
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=64:64", "--"])
+        .arg(hub_bin())
+        .arg("--db")
+        .arg(&db)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_owned();
+    let mut slow = Vec::new();
+    for i in 0..64 {
+        if let Ok(mut s) = TcpStream::connect(&addr) {
+            if i % 2 == 1 {
+                let _ = s.write_all(b"GET /v1/health HT");
+            }
+            slow.push(s);
+        }
+    }
+    // A real client is served meanwhile (the oldest silent connections make room).
+    let started = Instant::now();
+    let mut served = false;
+    while !served && started.elapsed() < Duration::from_secs(20) {
+        if let Ok(mut s) = TcpStream::connect(&addr) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = write!(
+                s,
+                "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            let mut resp = String::new();
+            let _ = s.read_to_string(&mut resp);
+            served = resp.starts_with("HTTP/1.1 200");
+        }
+        if !served {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    assert!(
+        served,
+        "no answer within 20 s while 64 connections sat idle"
+    );
+    // A half-sent request does not keep the hub from stopping.
+    let mut half = TcpStream::connect(&addr).unwrap();
+    half.write_all(b"POST /v1/checkins HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    let stop = Instant::now();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stop.elapsed() < Duration::from_secs(15),
+            "the hub did not exit within 15 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("Too many open files"), "{err}");
+    assert!(
+        err.contains("connections open, the most this hub allows"),
+        "{err}"
+    );
+    drop(slow);
+    drop(half);
+}
+
+#[test]
+fn a_new_or_reset_backend_receives_the_history_and_a_head_ahead_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, served, data) = hub_with_kiosk(dir.path());
+    let (code, out, err) = kiosk(&data, &["sync"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("synced 40 check-ins"), "{out}");
+    let backend_head = |data: &Path| {
+        let (code, out, err) = kiosk(data, &["device", "show", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["sync"]["backend_head_seq"].clone()
+    };
+    assert_eq!(backend_head(&data), 40);
+    // Re-paired to a brand-new hub: the whole history goes there too.
+    let db2 = dir.path().join("hub2.db");
+    let served2 = serve(&db2);
+    let (_, code2, _) = hub(&db2, &["pairing-code", "--site", "New site"]);
+    let (code, _, err) = kiosk(
+        &data,
+        &["pair", "--code", code2.trim(), "--url", &served2.url],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        backend_head(&data).is_null(),
+        "the old backend's head is forgotten"
+    );
+    let (code, out, err) = kiosk(&data, &["sync"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("synced 40 check-ins"), "{out}");
+    assert_eq!(backend_head(&data), 40);
+    let (_, chains, _) = hub(&db2, &["chains", "--json"]);
+    let chains: serde_json::Value = serde_json::from_str(&chains).unwrap();
+    let c = chains
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chain"] == "checkins")
+        .unwrap();
+    assert_eq!(c["last_seq"], 40, "{c}");
+    assert_eq!(c["gaps"].as_array().unwrap().len(), 0, "{c}");
+    // The new hub is restored from an older backup (entries after seq 25 lost): the kiosk
+    // sees its head go back and sends the rest again.
+    drop(served2);
+    let conn = rusqlite::Connection::open(&db2).unwrap();
+    conn.execute_batch(
+        "DELETE FROM entries WHERE chain = 'checkins' AND seq > 25;
+         UPDATE heads SET seq = 25, hash = (SELECT hash FROM entries WHERE chain = 'checkins' AND seq = 25) WHERE chain = 'checkins';",
+    )
+    .unwrap();
+    drop(conn);
+    let served2 = serve(&db2);
+    let cfg = dir.path().join("k.toml");
+    std::fs::write(&cfg, format!("[sync]\nurl = {:?}\n", served2.url)).unwrap();
+    let with_cfg = |args: &[&str]| {
+        let mut a = vec!["--config", cfg.to_str().unwrap()];
+        a.extend_from_slice(args);
+        kiosk(&data, &a)
+    };
+    let (code, out, err) = with_cfg(&["sync"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("synced 15 check-ins"), "{out}");
+    let (code, out, _) = with_cfg(&["sync"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("synced 0 check-ins"), "nothing loops: {out}");
+    // A hub that claims more than the kiosk ever signed is not believed.
+    drop(served2);
+    let conn = rusqlite::Connection::open(&db2).unwrap();
+    conn.execute("UPDATE heads SET seq = 9999 WHERE chain = 'checkins'", [])
+        .unwrap();
+    drop(conn);
+    let served2 = serve(&db2);
+    std::fs::write(&cfg, format!("[sync]\nurl = {:?}\n", served2.url)).unwrap();
+    let (code, _, err) = with_cfg(&["sync"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(backend_head(&data), 40, "a head of 9999 is not recorded");
+    let audit: Vec<String> = common::raw_db(&data)
+        .prepare("SELECT action FROM audit WHERE action = 'backend_head_ahead'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    drop(served);
+    let _ = db;
+}
+
+#[test]
+fn each_kiosk_receives_only_its_sites_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let csv = dir.path().join("roster.csv");
+    let write_roster = |e1_site: &str| {
+        std::fs::write(
+            &csv,
+            format!(
+                "id,display_name,badges,sites\nE1,Ada Lovelace,04A1,{e1_site}\nE2,Grace Hopper,04B1,Depot\nE3,Alan Turing,04C1,*\n"
+            ),
+        )
+        .unwrap();
+        let (code, _, err) = hub(&db, &["roster", "import", csv.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+    };
+    write_roster("Plant 7");
+    let served = serve(&db);
+    let paired = |name: &str, site: &str| {
+        let data = dir.path().join(name);
+        let (_, code, _) = hub(&db, &["pairing-code", "--site", site]);
+        let (c, _, err) = kiosk(
+            &data,
+            &["pair", "--code", code.trim(), "--url", &served.url],
+        );
+        assert_eq!(c, 0, "{err}");
+        let (c, _, err) = kiosk(&data, &["sync"]);
+        assert_eq!(c, 0, "{err}");
+        data
+    };
+    let employees = |data: &Path| -> Vec<String> {
+        common::raw_db(data)
+            .prepare("SELECT id FROM employees ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let plant = paired("plant", "Plant 7");
+    let depot = paired("depot", "Depot");
+    assert_eq!(employees(&plant), ["E1", "E3"]);
+    assert_eq!(employees(&depot), ["E2", "E3"]);
+    // Nothing of the other site's person is anywhere in the kiosk's files.
+    let raw = common::raw_files(&plant);
+    assert!(!common::contains(&raw, b"Grace Hopper") && !common::contains(&raw, b"04B1"));
+    // E1 moves to the depot: removed at the plant's kiosk, added at the depot's.
+    write_roster("Depot");
+    for data in [&plant, &depot] {
+        let (c, _, err) = kiosk(data, &["sync"]);
+        assert_eq!(c, 0, "{err}");
+    }
+    assert_eq!(employees(&plant), ["E3"]);
+    assert_eq!(employees(&depot), ["E1", "E2", "E3"]);
 }

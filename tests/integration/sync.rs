@@ -484,6 +484,7 @@ fn roster_download_applies_changes_and_deletion_wipes_templates() {
                 embedding: b64(&t[..16]),
             },
         ],
+        sites: vec![],
     };
     hub.db()
         .import_roster(
@@ -574,6 +575,7 @@ fn an_invalid_roster_changes_nothing() {
         badges: vec!["0A0B".into()],
         consent: None,
         templates: vec![],
+        sites: vec![],
     };
     let mut bad = good.clone();
     bad.id = "E2".into();

@@ -10,7 +10,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
 use crate::base::protocol::{
-    Ack, AckStatus, ChainHead, Heartbeat, HeartbeatResponse, MAX_BATCH, UploadEntry, UploadResponse,
+    Ack, AckStatus, BackendHeads, ChainHead, Heartbeat, HeartbeatResponse, MAX_BATCH, UploadEntry,
+    UploadResponse,
 };
 use crate::store::audit::AuditEntry;
 use crate::store::chain::verify_entry_signatures;
@@ -201,9 +202,30 @@ impl HubDb {
         if skew.abs() > 5 * 60_000 && !was_off {
             tracing::warn!(device = %device.id, skew_s = skew / 1000, "device clock differs from the hub's");
         }
+        let head = |chain: Chain| -> Result<ChainHead, ApiFailure> {
+            let row: Option<(i64, Vec<u8>)> = self
+                .conn
+                .query_row(
+                    "SELECT seq, hash FROM heads WHERE device_id = ?1 AND chain = ?2",
+                    params![device.id.to_string(), chain.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(match row {
+                Some((seq, hash)) if seq > 0 => ChainHead {
+                    seq: seq as u64,
+                    hash: hex::encode(hash),
+                },
+                _ => ChainHead::default(),
+            })
+        };
         Ok(HeartbeatResponse {
             hub_time_ms: now_ms,
             clock_skew_ms: skew,
+            heads: Some(BackendHeads {
+                checkins: head(Chain::Checkins)?,
+                audit: head(Chain::Audit)?,
+            }),
         })
     }
 }

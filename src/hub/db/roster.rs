@@ -8,6 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
+use uuid::Uuid;
 
 use crate::base::protocol::{
     PolicyDocument, Roster, RosterConsent, RosterEmployee, RosterTemplate,
@@ -33,36 +34,65 @@ impl HubDb {
     }
 
     /// The roster as served to kiosks.
-    pub fn roster(&self) -> Result<Roster, ApiFailure> {
+    pub fn roster(&self, device: &Uuid) -> Result<Roster, ApiFailure> {
         let version = self.roster_version()?;
+        let site: String = self
+            .conn
+            .query_row(
+                "SELECT site FROM devices WHERE id = ?1",
+                [device.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_default();
         let mut employees = Vec::new();
         let mut deletions = Vec::new();
         let mut stmt = self.conn.prepare(
-            "SELECT id, display_name, active, is_admin, consent_given, consent_version, deleted FROM employees ORDER BY id",
+            "SELECT id, display_name, active, is_admin, consent_given, consent_version, deleted, sites,
+                    EXISTS (SELECT 1 FROM delivered WHERE device_id = ?1 AND employee_id = employees.id)
+               FROM employees ORDER BY id",
         )?;
+        let mut deliver = self
+            .conn
+            .prepare("INSERT OR IGNORE INTO delivered (device_id, employee_id) VALUES (?1, ?2)")?;
         let mut badges_q = self
             .conn
             .prepare("SELECT badge_id FROM badges WHERE employee_id = ?1 ORDER BY badge_id")?;
         let mut templates_q = self
             .conn
             .prepare("SELECT model, embedding FROM templates WHERE employee_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([device.to_string()], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, bool>(2)?,
-                r.get::<_, bool>(3)?,
-                r.get::<_, Option<bool>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, bool>(6)?,
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, bool>(3)?,
+                ),
+                (r.get::<_, Option<bool>>(4)?, r.get::<_, Option<String>>(5)?),
+                (
+                    r.get::<_, bool>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, bool>(8)?,
+                ),
             ))
         })?;
         for row in rows {
-            let (id, display_name, active, is_admin, given, version_text, deleted) = row?;
-            if deleted {
-                deletions.push(id);
+            let (
+                (id, display_name, active, is_admin),
+                (given, version_text),
+                (deleted, sites, held),
+            ) = row?;
+            let here = sites.is_empty() || sites.split('\n').any(|s| s == site);
+            if deleted || !here {
+                // Deleted, or no longer of this site: only a kiosk that was sent the person
+                // hears of it, and only by id.
+                if held {
+                    deletions.push(id);
+                }
                 continue;
             }
+            deliver.execute(params![device.to_string(), id])?;
             let badges = badges_q
                 .query_map([&id], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -90,6 +120,7 @@ impl HubDb {
                 badges,
                 consent,
                 templates,
+                sites: Vec::new(),
             });
         }
         Ok(Roster {
@@ -119,6 +150,13 @@ impl HubDb {
             }
             crate::base::text::check_printable("display_name", &e.display_name)
                 .map_err(|err| at("display_name", err.to_string()))?;
+            for site in &e.sites {
+                if site.trim().is_empty() || site.chars().count() > 128 {
+                    return Err(at("sites", "each site must be 1 to 128 characters".into()));
+                }
+                crate::base::text::check_printable("sites", site)
+                    .map_err(|err| at("sites", err.to_string()))?;
+            }
             let mut normal = Vec::with_capacity(e.badges.len());
             for b in &e.badges {
                 let n = BadgeId::parse(b).map_err(|err| at("badges", err.to_string()))?;
@@ -158,17 +196,18 @@ impl HubDb {
         }
         for (e, badges) in list.iter().zip(&badges) {
             tx.execute(
-                "INSERT INTO employees (id, display_name, active, is_admin, consent_given, consent_version, deleted)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
+                "INSERT INTO employees (id, display_name, active, is_admin, consent_given, consent_version, deleted, sites)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)
                  ON CONFLICT (id) DO UPDATE SET display_name = ?2, active = ?3, is_admin = ?4,
-                   consent_given = ?5, consent_version = ?6, deleted = 0",
+                   consent_given = ?5, consent_version = ?6, deleted = 0, sites = ?7",
                 params![
                     e.id,
                     e.display_name,
                     e.active,
                     e.is_admin,
                     e.consent.as_ref().map(|c| c.given),
-                    e.consent.as_ref().map(|c| c.text_version.clone())
+                    e.consent.as_ref().map(|c| c.text_version.clone()),
+                    site_list(&e.sites)
                 ],
             )?;
             tx.execute("DELETE FROM badges WHERE employee_id = ?1", [&e.id])?;
@@ -300,4 +339,17 @@ fn bump(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<i64> {
         [key],
         |r| r.get(0),
     )
+}
+
+/// How an employee's sites are stored: '\n'-separated names, empty for every site (as is a
+/// list that holds `"*"`).
+fn site_list(sites: &[String]) -> String {
+    if sites.iter().any(|s| s.trim() == "*") {
+        return String::new();
+    }
+    sites
+        .iter()
+        .map(|s| s.trim())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
