@@ -103,6 +103,15 @@ struct CsvRow {
     sites: String,
 }
 
+/// A `;`-separated CSV cell as its items, blanks dropped.
+fn split_list(cell: &str) -> Vec<String> {
+    cell.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn yes() -> bool {
     true
 }
@@ -142,13 +151,7 @@ pub fn read_roster_file(file: &Path) -> Result<Vec<RosterEmployee>> {
                     display_name: row.display_name,
                     active: row.active,
                     is_admin: row.is_admin,
-                    badges: row
-                        .badges
-                        .split(';')
-                        .map(str::trim)
-                        .filter(|b| !b.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
+                    badges: split_list(&row.badges),
                     consent: consent.map(|given| RosterConsent {
                         given,
                         text_version: if row.consent_version.is_empty() {
@@ -158,13 +161,7 @@ pub fn read_roster_file(file: &Path) -> Result<Vec<RosterEmployee>> {
                         },
                     }),
                     templates: Vec::new(),
-                    sites: row
-                        .sites
-                        .split(';')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
+                    sites: split_list(&row.sites),
                 });
             }
             Ok(out)

@@ -39,12 +39,30 @@ impl Drop for Served {
 }
 
 fn serve(db: &Path) -> Served {
-    let mut child = Command::new(hub_bin())
+    serve_with(db, None)
+}
+
+/// `clockface-hub serve` on a free loopback port, run through `wrapper` (such as `prlimit`)
+/// when given; its stderr is kept for the caller when `wrapper` is given.
+fn serve_with(db: &Path, wrapper: Option<&[&str]>) -> Served {
+    let mut cmd = match wrapper {
+        Some(w) => {
+            let mut c = Command::new(w[0]);
+            c.args(&w[1..]).arg(hub_bin());
+            c.stderr(Stdio::piped());
+            c
+        }
+        None => {
+            let mut c = Command::new(hub_bin());
+            c.stderr(Stdio::null());
+            c
+        }
+    };
+    let mut child = cmd
         .arg("--db")
         .arg(db)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -420,24 +438,8 @@ fn idle_and_half_sent_connections_do_not_take_the_hub_offline() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hub.db");
     // As the probe ran it: a low file limit, then more silent connections than it allows.
-    let mut child = Command::new("prlimit")
-        .args(["--nofile=64:64", "--"])
-        .arg(hub_bin())
-        .arg("--db")
-        .arg(&db)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .trim_start_matches("listening on http://")
-        .to_owned();
+    let mut served = serve_with(&db, Some(&["prlimit", "--nofile=64:64", "--"]));
+    let addr = served.url.trim_start_matches("http://").to_owned();
     let mut slow = Vec::new();
     for i in 0..64 {
         if let Ok(mut s) = TcpStream::connect(&addr) {
@@ -449,8 +451,8 @@ fn idle_and_half_sent_connections_do_not_take_the_hub_offline() {
     }
     // A real client is served meanwhile (the oldest silent connections make room).
     let started = Instant::now();
-    let mut served = false;
-    while !served && started.elapsed() < Duration::from_secs(20) {
+    let mut answered = false;
+    while !answered && started.elapsed() < Duration::from_secs(20) {
         if let Ok(mut s) = TcpStream::connect(&addr) {
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let _ = write!(
@@ -459,14 +461,14 @@ fn idle_and_half_sent_connections_do_not_take_the_hub_offline() {
             );
             let mut resp = String::new();
             let _ = s.read_to_string(&mut resp);
-            served = resp.starts_with("HTTP/1.1 200");
+            answered = resp.starts_with("HTTP/1.1 200");
         }
-        if !served {
+        if !answered {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
     assert!(
-        served,
+        answered,
         "no answer within 20 s while 64 connections sat idle"
     );
     // A half-sent request does not keep the hub from stopping.
@@ -475,9 +477,9 @@ fn idle_and_half_sent_connections_do_not_take_the_hub_offline() {
         .unwrap();
     let stop = Instant::now();
     // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(served.child.id() as i32, libc::SIGTERM) };
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = served.child.try_wait().unwrap() {
             break s;
         }
         assert!(
@@ -488,7 +490,8 @@ fn idle_and_half_sent_connections_do_not_take_the_hub_offline() {
     };
     assert!(status.success(), "{status:?}");
     let mut err = String::new();
-    child
+    served
+        .child
         .stderr
         .take()
         .unwrap()
