@@ -13,7 +13,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::codec::Writer;
-use super::entry::{ChainEntry, Link, SIGNATURE_LEN, decode_framed, framed};
+use super::entry::{ChainEntry, Link, SIGNATURE_LEN, chain_fields, decode_framed, framed};
 use crate::base::clock::Clock;
 use crate::base::error::{Error, Result};
 
@@ -189,15 +189,7 @@ impl ChainEntry for AuditEntry {
     const TABLE: &'static str = "audit";
     const INDEX_EXPR: &'static str = "action || '|' || subject";
     const REDACTION_EXPR: &'static str = "NULL, 0";
-    fn decode(bytes: &[u8]) -> Result<Self> {
-        AuditEntry::decode(bytes)
-    }
-    fn signed_bytes(&self) -> Vec<u8> {
-        AuditEntry::signed_bytes(self)
-    }
-    fn set_signature(&mut self, signature: [u8; SIGNATURE_LEN]) {
-        self.signature = signature;
-    }
+    chain_fields!(AuditEntry);
     fn insert(&self, tx: &Transaction<'_>, bytes: &[u8]) -> rusqlite::Result<usize> {
         tx.execute(
             "INSERT INTO audit (seq, uuid, wall_ms, action, subject, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -210,21 +202,6 @@ impl ChainEntry for AuditEntry {
                 bytes
             ],
         )
-    }
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    fn uuid(&self) -> Uuid {
-        self.uuid
-    }
-    fn device_id(&self) -> Uuid {
-        self.device_id
-    }
-    fn wall_ms(&self) -> i64 {
-        self.wall_ms
-    }
-    fn prev_hash(&self) -> [u8; 32] {
-        self.prev_hash
     }
     fn index_key(&self) -> String {
         format!("{}|{}", self.action, self.subject)

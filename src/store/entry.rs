@@ -57,6 +57,38 @@ pub trait ChainEntry: Sized + Send {
     fn index_key(&self) -> String;
 }
 
+/// The [`ChainEntry`] items every format has in fields of the same names (`seq`, `uuid`,
+/// `device_id`, `wall_ms`, `prev_hash`, `signature`) and the two it has as inherent methods.
+macro_rules! chain_fields {
+    ($t:ty) => {
+        fn decode(bytes: &[u8]) -> Result<Self> {
+            <$t>::decode(bytes)
+        }
+        fn signed_bytes(&self) -> Vec<u8> {
+            <$t>::signed_bytes(self)
+        }
+        fn set_signature(&mut self, signature: [u8; SIGNATURE_LEN]) {
+            self.signature = signature;
+        }
+        fn seq(&self) -> u64 {
+            self.seq
+        }
+        fn uuid(&self) -> Uuid {
+            self.uuid
+        }
+        fn device_id(&self) -> Uuid {
+            self.device_id
+        }
+        fn wall_ms(&self) -> i64 {
+            self.wall_ms
+        }
+        fn prev_hash(&self) -> [u8; 32] {
+            self.prev_hash
+        }
+    };
+}
+pub(crate) use chain_fields;
+
 /// Signed part, then signature: an entry's canonical bytes.
 pub fn framed(mut signed: Vec<u8>, signature: &[u8; SIGNATURE_LEN]) -> Vec<u8> {
     signed.extend_from_slice(signature);

@@ -20,7 +20,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::codec::Writer;
-use super::entry::{ChainEntry, Link, SIGNATURE_LEN, decode_framed, framed};
+use super::entry::{ChainEntry, Link, SIGNATURE_LEN, chain_fields, decode_framed, framed};
 use crate::base::clock::Clock;
 use crate::base::error::{Error, Result};
 
@@ -351,15 +351,7 @@ impl ChainEntry for Record {
     const TABLE: &'static str = "records";
     const INDEX_EXPR: &'static str = "employee_id || '|' || outcome";
     const REDACTION_EXPR: &'static str = "redacted_hash, synced_at_ms IS NOT NULL";
-    fn decode(bytes: &[u8]) -> Result<Self> {
-        Record::decode(bytes)
-    }
-    fn signed_bytes(&self) -> Vec<u8> {
-        Record::signed_bytes(self)
-    }
-    fn set_signature(&mut self, signature: [u8; SIGNATURE_LEN]) {
-        self.signature = signature;
-    }
+    chain_fields!(Record);
     fn insert(&self, tx: &Transaction<'_>, bytes: &[u8]) -> rusqlite::Result<usize> {
         tx.execute(
             "INSERT INTO records (seq, uuid, wall_ms, employee_id, outcome, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -372,21 +364,6 @@ impl ChainEntry for Record {
                 bytes
             ],
         )
-    }
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    fn uuid(&self) -> Uuid {
-        self.uuid
-    }
-    fn device_id(&self) -> Uuid {
-        self.device_id
-    }
-    fn wall_ms(&self) -> i64 {
-        self.wall_ms
-    }
-    fn prev_hash(&self) -> [u8; 32] {
-        self.prev_hash
     }
     fn index_key(&self) -> String {
         format!("{}|{}", self.employee_id, self.outcome.code())
