@@ -440,3 +440,112 @@ fn the_database_is_owner_only_and_a_wide_data_dir_is_named() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("chmod 700") && err.contains("0755"), "{err}");
 }
+
+/// The record's signature replaced by one whose R carries an order-8 component: it passes
+/// the cofactored batch equation and fails the strict one (what OpenSSL also refuses).
+fn torsion_signed(sk: &SigningKey, rec: &mut Record) {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+    let msg = rec.signed_bytes();
+    let r = Scalar::from_bytes_mod_order([77; 32]);
+    let big_r = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[1]).compress();
+    let k = Scalar::from_hash(
+        Sha512::new()
+            .chain_update(big_r.as_bytes())
+            .chain_update(sk.verifying_key().as_bytes())
+            .chain_update(&msg),
+    );
+    let s = r + k * sk.to_scalar();
+    rec.signature[..32].copy_from_slice(big_r.as_bytes());
+    rec.signature[32..].copy_from_slice(s.as_bytes());
+}
+
+#[test]
+fn a_torsion_signature_is_named_by_verify_and_refused_by_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, _, err) = kiosk(&data, &["bench", "append", "--count", "5"]);
+    assert_eq!(code, 0, "{err}");
+    let seed: [u8; 32] = std::fs::read(data.join("device.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let sk = SigningKey::from_bytes(&seed);
+    // Only the device key can make this: the newest record, re-signed the torsion way.
+    let conn = common::raw_db(&data);
+    let bytes: Vec<u8> = conn
+        .query_row("SELECT bytes FROM records WHERE seq = 5", [], |r| r.get(0))
+        .unwrap();
+    let mut rec = Record::decode(&bytes).unwrap();
+    torsion_signed(&sk, &mut rec);
+    assert!(
+        sk.verifying_key()
+            .verify_strict(
+                &rec.signed_bytes(),
+                &ed25519_dalek::Signature::from_bytes(&rec.signature)
+            )
+            .is_err()
+    );
+    conn.execute(
+        "UPDATE records SET bytes = ?1 WHERE seq = 5",
+        [rec.to_bytes()],
+    )
+    .unwrap();
+    drop(conn);
+    let (code, out, err) = kiosk(&data, &["verify"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("record 5") && err.contains("signature"),
+        "{err}"
+    );
+    // The hub refuses it too (its batch check is the same one).
+    let (mut hub, device, hub_sk) = hub_and_device(dir.path());
+    let mut r = Record::decode(&signed(&hub_sk, device.id, 1, |_| {})).unwrap();
+    torsion_signed(&hub_sk, &mut r);
+    let entry = UploadEntry {
+        seq: 1,
+        entry: base64::engine::general_purpose::STANDARD.encode(r.to_bytes()),
+    };
+    let resp = hub
+        .ingest(
+            &device,
+            Chain::Checkins,
+            &[entry],
+            SystemClock::new().wall_ms(),
+        )
+        .unwrap();
+    assert_eq!(
+        resp.acks[0].status,
+        AckStatus::Rejected,
+        "{:?}",
+        resp.acks[0]
+    );
+    assert!(
+        resp.acks[0].reason.contains("signature"),
+        "{}",
+        resp.acks[0].reason
+    );
+}
+
+#[test]
+fn a_weak_public_key_in_a_store_is_refused_when_it_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, _, err) = kiosk(&data, &["bench", "append", "--count", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    common::raw_db(&data)
+        .execute(
+            "UPDATE settings SET value = ?1 WHERE key = 'device_public_key'",
+            [hex::encode(identity)],
+        )
+        .unwrap();
+    let (code, out, err) = kiosk(&data, &["verify"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("device_public_key") && err.contains("small-order"),
+        "{err}"
+    );
+}
