@@ -373,7 +373,7 @@ fn verify_batch_one_key(key: &VerifyingKey, msgs: &[&[u8]], sigs: &[Signature]) 
         let Some(r) = CompressedEdwardsY(r_bytes).decompress() else {
             return false;
         };
-        if r.compress().to_bytes() != r_bytes || r.is_small_order() || !r.is_torsion_free() {
+        if !canonical_y(&r_bytes) || r.is_small_order() {
             return false;
         }
         let s: Option<Scalar> =
@@ -395,6 +395,9 @@ fn verify_batch_one_key(key: &VerifyingKey, msgs: &[&[u8]], sigs: &[Signature]) 
         zs.push(z);
         points.push(r);
     }
+    if !all_torsion_free(&points, &mut rng) {
+        return false;
+    }
     zs.push(b_coeff);
     points.push(ED25519_BASEPOINT_POINT);
     zs.push(a_coeff);
@@ -402,6 +405,50 @@ fn verify_batch_one_key(key: &VerifyingKey, msgs: &[&[u8]], sigs: &[Signature]) 
     EdwardsPoint::vartime_multiscalar_mul(&zs, &points)
         .mul_by_cofactor()
         .is_identity()
+}
+
+/// Whether a compressed point's y coordinate is below p = 2^255 − 19, i.e. its encoding is the
+/// canonical one. (The other non-canonical encodings, x = 0 with the sign bit set, are of the
+/// identity and the order-2 point, which the small-order check refuses.)
+fn canonical_y(bytes: &[u8; 32]) -> bool {
+    // p in little-endian: ed ff .. ff 7f. y >= p only when bytes 1..31 are all ff (7f at the
+    // top, sign bit masked) and byte 0 >= ed.
+    let top = bytes[31] & 0x7f;
+    !(top == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff) && bytes[0] >= 0xed)
+}
+
+/// Rounds of the subset test in [`all_torsion_free`]: a point with a small-order component
+/// slips through one round with probability at most 1/2, so through all with at most 2^-64.
+const TORSION_ROUNDS: usize = 64;
+
+/// Whether every point lies in the prime-order subgroup. Checking each point costs a full
+/// scalar multiplication by the group order; for more points than rounds, random subsets are
+/// summed instead and each sum is checked: a small-order component T in one point makes the
+/// sum with and without that point differ by T, so at most one of the two can be torsion-free,
+/// and the sum misses it with probability at most 1/2 a round, whatever the other points are.
+fn all_torsion_free(
+    points: &[curve25519_dalek::edwards::EdwardsPoint],
+    rng: &mut impl rand::RngCore,
+) -> bool {
+    use curve25519_dalek::edwards::EdwardsPoint;
+    use curve25519_dalek::traits::Identity;
+    if points.len() <= TORSION_ROUNDS {
+        return points.iter().all(EdwardsPoint::is_torsion_free);
+    }
+    (0..TORSION_ROUNDS).all(|_| {
+        let mut sum = EdwardsPoint::identity();
+        let mut bits = 0u64;
+        for (i, p) in points.iter().enumerate() {
+            if i % 64 == 0 {
+                bits = rng.next_u64();
+            }
+            if bits & 1 == 1 {
+                sum += p;
+            }
+            bits >>= 1;
+        }
+        sum.is_torsion_free()
+    })
 }
 
 #[cfg(test)]
@@ -477,6 +524,46 @@ mod tests {
         // ...and now exactly the crafted entry is refused, the others still verify.
         assert_eq!(ok.iter().filter(|&&b| !b).count(), 1, "{ok:?}");
         assert!(!ok[4]);
+    }
+
+    #[test]
+    fn a_torsion_signature_in_a_large_batch_is_found_too() {
+        let sk = SigningKey::from_bytes(&[10; 32]);
+        let vk = sk.verifying_key();
+        let msgs: Vec<Vec<u8>> = (0..500u32).map(|i| i.to_be_bytes().repeat(20)).collect();
+        let mut entries: Vec<Vec<u8>> = msgs
+            .iter()
+            .map(|m| [m.as_slice(), &sk.sign(m).to_bytes()].concat())
+            .collect();
+        for bad in [0usize, 257, 499] {
+            let mut e = entries.clone();
+            e[bad] = [
+                msgs[bad].as_slice(),
+                &torsion_signature(&sk, &msgs[bad]).to_bytes(),
+            ]
+            .concat();
+            let refs: Vec<&[u8]> = e.iter().map(|e| e.as_slice()).collect();
+            let ok = verify_entry_signatures(&vk, &refs);
+            assert!(!ok[bad], "entry {bad}");
+            assert_eq!(ok.iter().filter(|&&b| !b).count(), 1);
+        }
+        let refs: Vec<&[u8]> = entries.iter().map(|e| e.as_slice()).collect();
+        assert!(verify_entry_signatures(&vk, &refs).iter().all(|&b| b));
+        entries.clear();
+    }
+
+    #[test]
+    fn canonical_y_is_below_p() {
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        assert!(!canonical_y(&p));
+        let mut below = p;
+        below[0] = 0xec;
+        assert!(canonical_y(&below));
+        p[31] = 0xff; // the sign bit does not count
+        assert!(!canonical_y(&p));
+        assert!(canonical_y(&[0; 32]));
     }
 
     #[test]
