@@ -226,9 +226,7 @@ struct Runner {
 
 impl Runner {
     fn say(&self, r: Report) {
-        if let Some(tx) = &self.report {
-            let _ = tx.send(r);
-        }
+        send_report(&self.report, r);
     }
 
     /// Puts the config in force (file + admin changes + backend policy) into the kiosk and
@@ -250,13 +248,9 @@ impl Runner {
         let _g = span.enter();
         let effects = self.machine.step(event, now(&*self.k.clock));
         let wrote_record = effects.iter().any(|e| matches!(e, Effect::Record(_)));
-        let report = self.report.clone();
-        let say = move |r: Report| {
-            if let Some(tx) = &report {
-                let _ = tx.send(r);
-            }
-        };
-        self.act.execute(&mut self.k, effects, &say);
+        let report = &self.report;
+        self.act
+            .execute(&mut self.k, effects, &|r| send_report(report, r));
         if wrote_record && let Some(o) = &self.k.outbox {
             o.wake.notify_one();
         }
@@ -297,6 +291,13 @@ impl Runner {
         if let Some(o) = &self.k.outbox {
             o.stop();
         }
+    }
+}
+
+/// Sends a report to whoever listens (the UI, the demo, a test); nobody listening is fine.
+fn send_report(to: &Option<mpsc::UnboundedSender<Report>>, r: Report) {
+    if let Some(tx) = to {
+        let _ = tx.send(r);
     }
 }
 
@@ -352,9 +353,7 @@ pub async fn run(
     for (emp, at) in k.store.recent_checkins(wall - window_ms)? {
         machine.remember_checkin(&emp, mono.saturating_sub((wall - at).max(0) as u64));
     }
-    if let Some(tx) = &report {
-        let _ = tx.send(Report::Started(k.availability.clone()));
-    }
+    send_report(&report, Report::Started(k.availability.clone()));
 
     let gallery: SharedGallery =
         Arc::new(std::sync::Mutex::new(build_gallery(&k.store, model, dims)?));

@@ -165,13 +165,9 @@ impl Runner {
             }
             self.motion = now_motion;
         }
-        let report = self.report.clone();
-        let say = move |r: Report| {
-            if let Some(tx) = &report {
-                let _ = tx.send(r);
-            }
-        };
-        self.act.due_pins(&mut self.k, &say);
+        let report = &self.report;
+        self.act
+            .due_pins(&mut self.k, &|r| super::send_report(report, r));
         Event::Tick
     }
 }
