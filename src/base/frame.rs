@@ -50,8 +50,9 @@ impl Frame {
         })
     }
 
-    /// Decodes a JPEG or PNG file (alpha and grey are converted to RGB). An image larger than
-    /// [`MAX_PIXELS`] is refused from its header, before anything is decoded or converted.
+    /// Decodes a JPEG or PNG file (alpha and grey are converted to RGB), turned upright by its
+    /// EXIF orientation. An image larger than [`MAX_PIXELS`] is refused from its header,
+    /// before anything is decoded or converted.
     pub fn open(path: &Path) -> Result<Frame> {
         let name = path.display().to_string();
         let reader = image::ImageReader::open(path)
@@ -105,7 +106,13 @@ impl Frame {
         let mut limits = image::Limits::default();
         limits.max_alloc = Some(MAX_PIXELS * 4);
         r.limits(limits);
-        let img = r.decode().map_err(|e| err(&e))?;
+        // Phones store a portrait photo sideways with an EXIF orientation tag; the pixels are
+        // turned upright here, so detection and enrolment see the face the way a person does.
+        let mut decoder = r.into_decoder().map_err(|e| err(&e))?;
+        let orientation = image::ImageDecoder::orientation(&mut decoder)
+            .unwrap_or(image::metadata::Orientation::NoTransforms);
+        let mut img = image::DynamicImage::from_decoder(decoder).map_err(|e| err(&e))?;
+        img.apply_orientation(orientation);
         Ok(Self::from_image(img))
     }
 

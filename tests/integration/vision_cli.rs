@@ -4,6 +4,8 @@ use crate::common;
 
 use common::run;
 
+use std::path::{Path, PathBuf};
+
 fn photo(name: &str) -> String {
     clockface::base::config::dev_cache()
         .join("photos")
@@ -136,4 +138,57 @@ fn missing_runtime_library_and_bad_image_are_named() {
         err.contains("not-an-image.jpg") && err.contains("cannot read image"),
         "{err}"
     );
+}
+
+/// `upright` stored sideways, as a phone stores a portrait photo: the pixels turned 90° to the
+/// left, and an EXIF Orientation tag of 6 ("turn 90° clockwise to display").
+fn sideways_jpeg(upright: &Path) -> Vec<u8> {
+    let img = image::open(upright).unwrap().rotate270().to_rgb8();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 92)
+        .encode_image(&img)
+        .unwrap();
+    // APP1 "Exif": a little-endian TIFF header and one IFD entry, Orientation (0x0112) = 6.
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend_from_slice(&1u16.to_le_bytes());
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes());
+    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_le_bytes());
+    tiff.extend_from_slice(&[6, 0, 0, 0]);
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn a_phone_photo_stored_sideways_is_read_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    let upright = PathBuf::from(photo("obama.jpg"));
+    let side = dir.path().join("sideways.jpg");
+    std::fs::write(&side, sideways_jpeg(&upright)).unwrap();
+    let a = clockface::base::frame::Frame::open(&upright).unwrap();
+    let b = clockface::base::frame::Frame::open(&side).unwrap();
+    assert_eq!(
+        (b.width, b.height),
+        (a.width, a.height),
+        "turned back upright"
+    );
+    // The detector finds the face, with the eyes level, as in the upright photo.
+    let (code, out, err) = run(&["vision", "detect", "--json", side.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let faces = v[0]["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 1, "{out}");
+    let lm = &faces[0]["landmarks"];
+    let (dx, dy) = (
+        lm[1][0].as_f64().unwrap() - lm[0][0].as_f64().unwrap(),
+        lm[1][1].as_f64().unwrap() - lm[0][1].as_f64().unwrap(),
+    );
+    assert!(dx > 0.0 && dy.abs() < dx * 0.2, "eyes {lm}");
 }
