@@ -271,23 +271,11 @@ fn schemathesis_finds_no_server_error_or_schema_violation() {
 
 /// POSTs JSON over plain HTTP on loopback as any client could; returns the status and body.
 fn post_json(url: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    raw_request(
+        url,
+        &format!("POST {path} HTTP/1.1\r\nContent-Type: application/json"),
+        body,
     )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, resp)
 }
 
 #[test]
@@ -380,8 +368,9 @@ fn an_old_kiosk_without_a_proof_pairs_only_a_new_id() {
     assert!(body.contains("small-order"), "{body}");
 }
 
-/// Sends one raw HTTP/1.1 request on loopback; returns the status.
-fn raw_status(url: &str, head: &str, body: &str) -> u16 {
+/// Sends one raw HTTP/1.1 request (`head`: request line and headers) on loopback; returns the
+/// status and the whole answer.
+fn raw_request(url: &str, head: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://").trim_end_matches('/');
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -393,10 +382,17 @@ fn raw_status(url: &str, head: &str, body: &str) -> u16 {
     .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    resp.split_whitespace()
+    let status = resp
+        .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    (status, resp)
+}
+
+/// The status alone of [`raw_request`].
+fn raw_status(url: &str, head: &str, body: &str) -> u16 {
+    raw_request(url, head, body).0
 }
 
 #[test]

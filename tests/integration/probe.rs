@@ -91,6 +91,23 @@ fn a_lost_database_stops_the_kiosk_instead_of_a_new_identity() {
     assert!(err.contains("is not lost"), "{err}");
 }
 
+/// A pair request for a new device id under `sk`, with the proof of the key.
+fn proven_pairing(sk: &SigningKey, code: String, name: &str) -> PairRequest {
+    let device_id = uuid::Uuid::now_v7();
+    let public_key = hex::encode(sk.verifying_key().as_bytes());
+    let proof = hex::encode(
+        sk.sign(&pairing_proof_message(&code, device_id, &public_key))
+            .to_bytes(),
+    );
+    PairRequest {
+        code,
+        device_id,
+        public_key,
+        name: name.into(),
+        proof: Some(proof),
+    }
+}
+
 /// A hub with one device paired (with its proof), and that device's key.
 fn hub_and_device(dir: &Path) -> (HubDb, clockface::hub::db::pairing::Device, SigningKey) {
     let mut hub = HubDb::open(&dir.join("hub.db")).unwrap();
@@ -99,24 +116,7 @@ fn hub_and_device(dir: &Path) -> (HubDb, clockface::hub::db::pairing::Device, Si
         .create_pairing_code("Plant 7", 3_600_000, None, now)
         .unwrap();
     let sk = SigningKey::from_bytes(&[11; 32]);
-    let id = uuid::Uuid::now_v7();
-    let public_key = hex::encode(sk.verifying_key().as_bytes());
-    let proof = hex::encode(
-        sk.sign(&pairing_proof_message(&code, id, &public_key))
-            .to_bytes(),
-    );
-    let resp = hub
-        .pair(
-            &PairRequest {
-                code,
-                device_id: id,
-                public_key,
-                name: "Door 1".into(),
-                proof: Some(proof),
-            },
-            now,
-        )
-        .unwrap();
+    let resp = hub.pair(&proven_pairing(&sk, code, "Door 1"), now).unwrap();
     let device = hub.device_by_token(&resp.token).unwrap().unwrap();
     (hub, device, sk)
 }
@@ -283,20 +283,8 @@ fn control_characters_in_names_are_refused_where_they_enter() {
     let now = SystemClock::new().wall_ms();
     let code = h.create_pairing_code("S", 3_600_000, None, now).unwrap();
     let sk = SigningKey::from_bytes(&[12; 32]);
-    let id = uuid::Uuid::now_v7();
-    let pk = hex::encode(sk.verifying_key().as_bytes());
-    let proof = hex::encode(sk.sign(&pairing_proof_message(&code, id, &pk)).to_bytes());
     let e = h
-        .pair(
-            &PairRequest {
-                code,
-                device_id: id,
-                public_key: pk,
-                name: "Door 1\rDoor 2".into(),
-                proof: Some(proof),
-            },
-            now,
-        )
+        .pair(&proven_pairing(&sk, code, "Door 1\rDoor 2"), now)
         .unwrap_err();
     assert_eq!(e.status, 400);
     assert!(e.message.contains("U+000D"), "{}", e.message);
