@@ -112,6 +112,11 @@ pub struct Store {
     policy_version: u32,
 }
 
+/// The database and the WAL and shared-memory files SQLite keeps beside it.
+fn db_files(dir: &Path) -> [PathBuf; 3] {
+    ["", "-wal", "-shm"].map(|suffix| dir.join(format!("{DB_FILE}{suffix}")))
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -150,8 +155,7 @@ impl Store {
         if !opts.read_only {
             // Owner only, like the key files; SQLite gives the WAL and shm files the database's
             // mode, so this comes before WAL mode is switched on.
-            for suffix in ["", "-wal", "-shm"] {
-                let p = dir.join(format!("{DB_FILE}{suffix}"));
+            for p in db_files(dir) {
                 if p.exists() {
                     fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).map_err(|e| {
                         db_err(format!("cannot set mode 0600 on {}: {e}", p.display()))
@@ -237,8 +241,7 @@ impl Store {
                 fs::rename(&from, archive.join(name)).map_err(|e| Error::io(&from, e))?;
             }
         }
-        for suffix in ["", "-wal", "-shm"] {
-            let p = dir.join(format!("{DB_FILE}{suffix}"));
+        for p in db_files(dir) {
             if p.exists() {
                 fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
             }

@@ -171,12 +171,8 @@ impl HubDb {
         let token = hex::encode(tok);
         tx.execute(
             "INSERT INTO devices (id, public_key, token_sha256, name, site, paired_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (id) DO UPDATE SET token_sha256 = ?3, name = ?4, site = ?5, paired_ms = ?6",
+             ON CONFLICT (id) DO UPDATE SET public_key = ?2, token_sha256 = ?3, name = ?4, site = ?5, paired_ms = ?6",
             params![req.device_id.to_string(), key.as_bytes().to_vec(), sha256(token.as_bytes()), req.name, site, now_ms],
-        )?;
-        tx.execute(
-            "UPDATE devices SET public_key = ?2 WHERE id = ?1",
-            params![req.device_id.to_string(), key.as_bytes().to_vec()],
         )?;
         tx.execute(
             "DELETE FROM unpaired WHERE device_id = ?1",
