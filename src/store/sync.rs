@@ -244,11 +244,6 @@ impl Store {
         self.sync_set(key::SKEW, &skew_ms.to_string())
     }
 
-    /// Records the backend's head of the check-in chain.
-    pub fn record_backend_head(&mut self, seq: u64) -> Result<()> {
-        self.record_backend_head_of(OutboxChain::Checkins, seq)
-    }
-
     /// Records the backend's gap-free head of `chain`.
     pub fn record_backend_head_of(&mut self, chain: OutboxChain, seq: u64) -> Result<()> {
         self.sync_set(head_key(chain), &seq.to_string())
