@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use clockface::commands::context::ConfigSource;
 use clockface::commands::{
-    bench, config, demo, device, health, kiosk, provision, records, store, ui, vision,
+    bench, config, demo, device, health, kiosk, provision, records, roster, store, ui, vision,
 };
 
 /// Clockface face-attendance kiosk.
@@ -35,7 +35,7 @@ enum Cmd {
     ExportPerson(records::ExportPersonArgs),
     /// Manage the roster.
     #[command(subcommand)]
-    Roster(kiosk::RosterCmd),
+    Roster(roster::RosterCmd),
     /// Run the embedded default: a scripted day on simulated hardware with real models.
     Demo(demo::DemoArgs),
     /// Check the config file.

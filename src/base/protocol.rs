@@ -37,6 +37,10 @@ pub struct PairRequest {
     /// without it the hub pairs only an id it has never paired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<String>,
+    /// The data region the kiosk was provisioned for (since protocol 1.2): a hub labelled
+    /// with another region refuses it unless it allows cross-region storage.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub data_region: String,
 }
 
 /// A pairing code as the hub stores it: dashes and white space dropped, upper case.
@@ -147,6 +151,36 @@ pub struct RosterTemplate {
     pub embedding: String,
 }
 
+/// How far a face consent reaches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsentScope {
+    /// The template stays on the kiosk where it was enrolled.
+    #[default]
+    Device,
+    /// The template goes to the backend and every kiosk of the person's site.
+    Site,
+}
+
+impl ConsentScope {
+    /// The word stored and shown: "device" or "site".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentScope::Device => "device",
+            ConsentScope::Site => "site",
+        }
+    }
+
+    /// Parses "device" or "site".
+    pub fn parse(s: &str) -> Option<ConsentScope> {
+        match s {
+            "device" => Some(ConsentScope::Device),
+            "site" => Some(ConsentScope::Site),
+            _ => None,
+        }
+    }
+}
+
 /// The consent in force for one employee.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +189,37 @@ pub struct RosterConsent {
     pub given: bool,
     /// Version of the consent text it refers to.
     pub text_version: String,
+    /// Where the consent lets the template go (since protocol 1.2; absent means "device").
+    #[serde(default)]
+    pub scope: ConsentScope,
+}
+
+/// `POST /v1/biometrics`: what a kiosk tells the backend after a consent decision or an
+/// enrolment there, so that the person's other doors follow (since protocol 1.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BiometricUpdate {
+    /// Employee id.
+    pub employee_id: String,
+    /// The consent now in force at the kiosk; `None` when the person was deleted there
+    /// (which the backend treats as a withdrawal: templates go everywhere).
+    pub consent: Option<RosterConsent>,
+    /// The kiosk's own templates, sent only when the consent is given with scope "site".
+    #[serde(default)]
+    pub templates: Vec<RosterTemplate>,
+}
+
+/// Answer to a biometric update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BiometricAck {
+    /// The roster version after the update (other kiosks pick it up with their next round).
+    pub roster_version: i64,
+    /// Templates the backend now holds for the person from this kiosk.
+    pub templates_stored: u64,
+    /// Why the update was refused, with nothing changed ("" when it was applied). Like a
+    /// rejected upload entry, re-sending the same update will not help.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub refused: String,
 }
 
 /// One employee as the backend knows them.
@@ -179,6 +244,12 @@ pub struct RosterEmployee {
     /// Templates enrolled elsewhere (only sent for employees whose consent is given).
     #[serde(default)]
     pub templates: Vec<RosterTemplate>,
+    /// Birth year, the most precise age the roster may hold (since protocol 1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_year: Option<u16>,
+    /// Whether the backend knows them to be a minor (since protocol 1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_minor: Option<bool>,
     /// The sites whose kiosks receive this person; empty (or `"*"`) means every site. Only
     /// the backend reads it: a kiosk is served its own site's people and never sees the list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

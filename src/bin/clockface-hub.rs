@@ -19,6 +19,9 @@ struct Cli {
         default_value = "/var/lib/clockface-hub/hub.db"
     )]
     db: PathBuf,
+    /// Hub config file (TOML; `[privacy] data_region`, `allow_cross_region`).
+    #[arg(long, global = true, env = "CLOCKFACE_HUB_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -58,6 +61,10 @@ enum Cmd {
     Policy {
         /// The policy file.
         file: PathBuf,
+        /// Only for this site's kiosks (its minor age, consent scopes...); without it, for
+        /// every site that has no policy of its own.
+        #[arg(long)]
+        site: Option<String>,
     },
     /// Write a timesheet CSV of accepted check-ins, since <= time < until.
     Timesheet {
@@ -75,6 +82,17 @@ enum Cmd {
     Device {
         #[command(subcommand)]
         command: DeviceCmd,
+    },
+    /// Paired kiosks: site, data region, last seen.
+    Devices {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The key file that seals face templates at rest.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCmd,
     },
     /// Each device chain: entries, head, gaps and conflicts (forks, broken links).
     Chains {
@@ -100,9 +118,17 @@ enum DeviceCmd {
 }
 
 #[derive(Subcommand)]
+enum KeysCmd {
+    /// Re-seal every template under a new key (the old key file is replaced).
+    Rotate,
+}
+
+#[derive(Subcommand)]
 enum RosterCmd {
-    /// Import employees from CSV (id,display_name[,active,is_admin,badges,consent,consent_version])
-    /// or JSON (an array of roster employees).
+    /// Import employees from CSV or JSON (an array of roster employees). Only the allowed
+    /// columns are read (id, display_name, active, is_admin, badges, consent, consent_version,
+    /// consent_scope, sites, birth_year, is_minor; templates in JSON); the others are named in
+    /// the output and never stored.
     Import {
         /// The file; .csv or .json.
         file: PathBuf,
@@ -121,12 +147,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     clockface::commands::context::init_logging("info");
     let out = &mut std::io::stdout();
+    let cfg = match hub::db::HubConfig::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("clockface-hub: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
     let r = match cli.command {
         Cmd::Serve {
             listen,
             tls_cert,
             tls_key,
-        } => hub::cli::serve(&cli.db, &listen, tls_cert.zip(tls_key), out),
+        } => hub::cli::serve(&cli.db, &cfg, &listen, tls_cert.zip(tls_key), out),
+        Cmd::Devices { json } => hub::cli::devices(&cli.db, &cfg, json, out),
+        Cmd::Keys {
+            command: KeysCmd::Rotate,
+        } => hub::cli::keys_rotate(&cli.db, out),
         Cmd::PairingCode {
             site,
             valid_hours,
@@ -138,7 +175,7 @@ fn main() -> ExitCode {
         Cmd::Roster {
             command: RosterCmd::Delete { id },
         } => hub::cli::roster_delete(&cli.db, &id, out),
-        Cmd::Policy { file } => hub::cli::policy_set(&cli.db, &file, out),
+        Cmd::Policy { file, site } => hub::cli::policy_set(&cli.db, &file, site.as_deref(), out),
         Cmd::Timesheet {
             since,
             until,

@@ -1,6 +1,6 @@
-//! `clockface run`, `clockface enroll` and `clockface roster add`.
+//! `clockface run` and `clockface enroll`.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use crate::base::clock::SystemClock;
 use crate::base::config::Config;
 use crate::base::error::{Error, Result};
 use crate::base::frame::Frame;
-use crate::store::roster::Employee;
+use crate::base::protocol::ConsentScope;
 use crate::store::{Store, StoreOptions};
 use crate::vision::quality::{self, Guidance};
 use crate::vision::{Vision, liveness};
@@ -36,6 +36,10 @@ pub struct EnrollArgs {
     /// Id of the admin who witnessed the employee's consent.
     #[arg(long)]
     consent_witness: String,
+    /// Where the templates may be used: "device" (this kiosk) or "site" (every kiosk of the
+    /// site, through the backend), as the employee chose.
+    #[arg(long, default_value = "device", value_parser = parse_scope)]
+    scope: ConsentScope,
     /// Photos of the employee, one face each.
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -51,54 +55,12 @@ impl EnrollArgs {
         enroll(
             &cfg,
             &self.employee,
-            &self.consent_witness,
+            (&self.consent_witness, self.scope),
             &self.images,
             self.json,
             out,
         )
         .map(drop)
-    }
-}
-
-/// `clockface roster …`.
-#[derive(Debug, clap::Subcommand)]
-pub enum RosterCmd {
-    /// Add or update an employee.
-    Add {
-        /// Employee id.
-        #[arg(long)]
-        id: String,
-        /// Display name.
-        #[arg(long)]
-        name: String,
-        /// Badge id (repeatable).
-        #[arg(long = "badge")]
-        badges: Vec<String>,
-        /// May enter admin mode.
-        #[arg(long)]
-        admin: bool,
-        /// On the roster but not allowed to check in.
-        #[arg(long)]
-        inactive: bool,
-        /// Read a PIN (4-12 digits) from the first line of standard input.
-        #[arg(long)]
-        pin_stdin: bool,
-    },
-}
-
-impl RosterCmd {
-    /// Runs the roster subcommand.
-    pub fn run(self, src: &ConfigSource, out: &mut dyn Write) -> Result<()> {
-        let RosterCmd::Add {
-            id,
-            name,
-            badges,
-            admin,
-            inactive,
-            pin_stdin,
-        } = self;
-        let cfg = src.load_logged()?;
-        roster_add(&cfg, &id, &name, &badges, admin, inactive, pin_stdin, out)
     }
 }
 
@@ -194,7 +156,7 @@ pub struct EnrollResult {
 pub fn enroll(
     cfg: &Config,
     employee: &str,
-    witness: &str,
+    (witness, scope): (&str, ConsentScope),
     images: &[PathBuf],
     json: bool,
     out: &mut dyn Write,
@@ -221,6 +183,10 @@ pub fn enroll(
             format!("{witness:?} is not an admin on the roster"),
         ));
     }
+    let policy = crate::store::settings::effective(cfg, &store)?.policy;
+    check_scope(&policy, scope)?;
+    // A minor without a guardian consent is refused before any image is read.
+    store.require_guardian_if_minor(employee)?;
     let mut v =
         Vision::load(&cfg.vision).map_err(|e| Error::Installation(format!("face models: {e}")))?;
     let mut embeddings = Vec::new();
@@ -264,8 +230,8 @@ pub fn enroll(
                 .map_err(|e| Error::invalid(&name, e.to_string()))?,
         );
     }
-    let version = cfg.policy.consent_text_version.clone();
-    store.record_consent(employee, true, &version, witness)?;
+    let version = policy.consent_text_version.clone();
+    store.record_consent_scoped(employee, true, scope, &version, witness)?;
     let model = cfg.vision.embedder.name();
     for e in &embeddings {
         store.add_template(witness, employee, model, e)?;
@@ -286,49 +252,18 @@ pub fn enroll(
     Ok(r)
 }
 
-/// `clockface roster add`: adds or updates an employee with badges and, optionally, a PIN read
-/// from standard input (never from the command line, where other users could see it).
-#[allow(clippy::too_many_arguments)]
-pub fn roster_add(
-    cfg: &Config,
-    id: &str,
-    name: &str,
-    badges: &[String],
-    admin: bool,
-    inactive: bool,
-    pin_stdin: bool,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let mut store = Store::open(
-        &StoreOptions::from_config(cfg),
-        Arc::new(SystemClock::new()),
-    )?;
-    store.upsert_employee(
-        "cli",
-        &Employee {
-            id: id.into(),
-            display_name: name.into(),
-            active: !inactive,
-            is_admin: admin,
-        },
-    )?;
-    for b in badges {
-        store.add_badge("cli", b, id)?;
+/// Parses `--scope`.
+pub fn parse_scope(s: &str) -> std::result::Result<ConsentScope, String> {
+    ConsentScope::parse(s).ok_or_else(|| format!("{s:?}; allowed: device, site"))
+}
+
+/// Refuses a scope the site's policy does not offer.
+pub fn check_scope(policy: &crate::base::config::PolicyConfig, scope: ConsentScope) -> Result<()> {
+    if scope == ConsentScope::Site && !policy.site_scope_allowed {
+        return Err(Error::invalid(
+            "--scope",
+            "\"site\" is not allowed here (policy.site_scope_allowed = false); use \"device\"",
+        ));
     }
-    if pin_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| Error::io("stdin", e))?;
-        store.set_pin("cli", id, line.trim())?;
-    }
-    let _ = writeln!(
-        out,
-        "{id}: on the roster ({} badge(s){}{})",
-        badges.len(),
-        if pin_stdin { ", PIN set" } else { "" },
-        if admin { ", admin" } else { "" }
-    );
     Ok(())
 }

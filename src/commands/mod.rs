@@ -6,7 +6,8 @@
 //! and a writer for its normal output; progress and logs go to stderr.
 //!
 //! - [`context`]: loading the config, opening the store, logging, JSON-or-text output;
-//! - [`kiosk`]: `run`, `enroll`, `roster add`;
+//! - [`kiosk`]: `run`, `enroll`;
+//! - [`roster`]: `roster add`, `roster remove`, `roster consent`, `roster guardian-consent`;
 //! - [`records`]: `verify`, `export`, `purge`, `export-person`;
 //! - [`device`]: `device show`, `pair`, `sync`;
 //! - [`store`]: `store reinit`, for a lost database;
@@ -26,6 +27,7 @@ pub mod health;
 pub mod kiosk;
 pub mod provision;
 pub mod records;
+pub mod roster;
 pub mod store;
 pub mod ui;
 pub mod vision;

@@ -10,7 +10,6 @@ use super::db::HubDb;
 use super::{Hub, tls};
 use crate::base::clock::{Clock, SystemClock};
 use crate::base::error::{Error, Result};
-use crate::base::protocol::{RosterConsent, RosterEmployee};
 
 fn now_ms() -> i64 {
     SystemClock::new().wall_ms()
@@ -19,11 +18,12 @@ fn now_ms() -> i64 {
 /// `serve`: runs the API until SIGINT or SIGTERM.
 pub fn serve(
     db: &Path,
+    cfg: &super::db::HubConfig,
     listen: &str,
     tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let hub = Hub::open(db, Arc::new(SystemClock::new()))?;
+    let hub = Hub::open_with(db, Arc::new(SystemClock::new()), cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -81,98 +81,9 @@ pub fn pairing_code(
     Ok(())
 }
 
-/// A CSV roster row; optional columns may be missing.
-#[derive(Deserialize)]
-struct CsvRow {
-    id: String,
-    display_name: String,
-    #[serde(default = "yes")]
-    active: bool,
-    #[serde(default)]
-    is_admin: bool,
-    /// Badge ids separated by ';'.
-    #[serde(default)]
-    badges: String,
-    /// "yes"/"no"/"" (unknown).
-    #[serde(default)]
-    consent: String,
-    #[serde(default)]
-    consent_version: String,
-    /// Sites separated by ';'; empty or "*" for every site.
-    #[serde(default)]
-    sites: String,
-}
-
-/// A `;`-separated CSV cell as its items, blanks dropped.
-fn split_list(cell: &str) -> Vec<String> {
-    cell.split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// Reads a roster file: CSV (header row) or JSON (array of roster employees).
-pub fn read_roster_file(file: &Path) -> Result<Vec<RosterEmployee>> {
-    let name = file.display().to_string();
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::invalid(&name, format!("cannot read: {e}")))?;
-    match file.extension().and_then(|e| e.to_str()) {
-        Some("json") => {
-            let de = &mut serde_json::Deserializer::from_str(&text);
-            serde_path_to_error::deserialize(de)
-                .map_err(|e| Error::invalid(&name, format!("at {}: {}", e.path(), e.inner())))
-        }
-        Some("csv") => {
-            let mut r = csv::ReaderBuilder::new()
-                .trim(csv::Trim::All)
-                .from_reader(text.as_bytes());
-            let mut out = Vec::new();
-            for (i, row) in r.deserialize::<CsvRow>().enumerate() {
-                let row = row
-                    .map_err(|e| Error::invalid(format!("{name} row {}", i + 2), e.to_string()))?;
-                let consent = match row.consent.to_ascii_lowercase().as_str() {
-                    "" => None,
-                    "yes" | "true" | "1" => Some(true),
-                    "no" | "false" | "0" => Some(false),
-                    other => {
-                        return Err(Error::invalid(
-                            format!("{name} row {} consent", i + 2),
-                            format!("{other:?}; allowed: yes, no or empty"),
-                        ));
-                    }
-                };
-                out.push(RosterEmployee {
-                    id: row.id,
-                    display_name: row.display_name,
-                    active: row.active,
-                    is_admin: row.is_admin,
-                    badges: split_list(&row.badges),
-                    consent: consent.map(|given| RosterConsent {
-                        given,
-                        text_version: if row.consent_version.is_empty() {
-                            "backend".into()
-                        } else {
-                            row.consent_version.clone()
-                        },
-                    }),
-                    templates: Vec::new(),
-                    sites: split_list(&row.sites),
-                });
-            }
-            Ok(out)
-        }
-        _ => Err(Error::invalid(&name, "must end in .csv or .json")),
-    }
-}
-
 /// `roster import`.
 pub fn roster_import(db: &Path, file: &Path, replace: bool, out: &mut dyn Write) -> Result<()> {
-    let list = read_roster_file(file)?;
+    let (list, dropped) = super::import::read_roster_file(file)?;
     let mut h = HubDb::open(db)?;
     let r = h.import_roster(&list, replace)?;
     let _ = writeln!(
@@ -180,6 +91,18 @@ pub fn roster_import(db: &Path, file: &Path, replace: bool, out: &mut dyn Write)
         "imported {} employees ({} deleted); roster version {}",
         r.upserted, r.deleted, r.version
     );
+    if !dropped.is_empty() {
+        let names: Vec<String> = dropped
+            .iter()
+            .map(|d| crate::base::text::for_terminal(d).into_owned())
+            .collect();
+        let _ = writeln!(
+            out,
+            "dropped {} column(s) not on the allow-list, never stored: {}",
+            names.len(),
+            names.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -239,8 +162,8 @@ pub fn device_audit(db: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// `policy FILE`: TOML with a `[policy]` section, or JSON of the policy object.
-pub fn policy_set(db: &Path, file: &Path, out: &mut dyn Write) -> Result<()> {
+/// `policy FILE [--site S]`: TOML with a `[policy]` section, or JSON of the policy object.
+pub fn policy_set(db: &Path, file: &Path, site: Option<&str>, out: &mut dyn Write) -> Result<()> {
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file)
         .map_err(|e| Error::invalid(&name, format!("cannot read: {e}")))?;
@@ -258,8 +181,77 @@ pub fn policy_set(db: &Path, file: &Path, out: &mut dyn Write) -> Result<()> {
             .policy
     };
     let mut h = HubDb::open(db)?;
-    let v = h.set_policy(&policy)?;
-    let _ = writeln!(out, "policy version {v} set");
+    let v = h.set_site_policy(&policy, site)?;
+    let _ = writeln!(
+        out,
+        "policy version {v} set for {}",
+        match site {
+            Some(s) => format!("site {}", crate::base::text::for_terminal(s)),
+            None => "every site without its own".into(),
+        }
+    );
+    Ok(())
+}
+
+/// `keys rotate`: every template re-sealed under a new key file, which replaces the old one.
+pub fn keys_rotate(db: &Path, out: &mut dyn Write) -> Result<()> {
+    let mut h = HubDb::open(db)?;
+    let n = h.rotate_template_key()?;
+    let _ = writeln!(
+        out,
+        "{n} template(s) re-sealed under a new key in {}; back it up (the old key no longer opens them)",
+        super::db::biometrics::key_path(db).display()
+    );
+    Ok(())
+}
+
+/// `devices`: each paired kiosk with its site, data region and when it was last seen.
+pub fn devices(
+    db: &Path,
+    cfg: &super::db::HubConfig,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let h = HubDb::open_with(db, cfg)?;
+    let list = h.devices()?;
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "hub_data_region": cfg.privacy.data_region,
+                "devices": list,
+            }))
+            .expect("serialisable")
+        );
+        return Ok(());
+    }
+    let _ = writeln!(
+        out,
+        "hub data region: {}",
+        if cfg.privacy.data_region.is_empty() {
+            "(none set)"
+        } else {
+            &cfg.privacy.data_region
+        }
+    );
+    for d in &list {
+        let _ = writeln!(
+            out,
+            "{}  {:<24} site {:<20} region {:<10} last seen {}",
+            d.id,
+            crate::base::text::for_terminal(&d.name),
+            crate::base::text::for_terminal(&d.site),
+            if d.data_region.is_empty() {
+                "-"
+            } else {
+                &d.data_region
+            },
+            d.last_seen_ms
+                .map(crate::store::export::rfc3339_ms)
+                .unwrap_or_else(|| "never".into())
+        );
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod db;
+pub mod import;
 pub(crate) mod server;
 pub(crate) mod tls;
 
@@ -24,7 +25,8 @@ use serde::de::DeserializeOwned;
 
 use crate::base::clock::Clock;
 use crate::base::protocol::{
-    ApiError, Health, Heartbeat, MAX_REQUEST_BYTES, PairRequest, UploadRequest, etag,
+    ApiError, BiometricUpdate, Health, Heartbeat, MAX_REQUEST_BYTES, PairRequest, UploadRequest,
+    etag,
 };
 use db::pairing::Device;
 use db::{ApiFailure, Chain, HubDb};
@@ -38,8 +40,17 @@ pub struct Hub {
 impl Hub {
     /// Opens the hub database.
     pub fn open(db_path: &Path, clock: Arc<dyn Clock>) -> crate::base::error::Result<Arc<Hub>> {
+        Self::open_with(db_path, clock, &db::HubConfig::default())
+    }
+
+    /// Opens the hub database under the hub config `cfg`.
+    pub fn open_with(
+        db_path: &Path,
+        clock: Arc<dyn Clock>,
+        cfg: &db::HubConfig,
+    ) -> crate::base::error::Result<Arc<Hub>> {
         Ok(Arc::new(Hub {
-            db: Mutex::new(HubDb::open(db_path)?),
+            db: Mutex::new(HubDb::open_with(db_path, cfg)?),
             clock,
         }))
     }
@@ -110,6 +121,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/roster", get(roster))
         .route("/v1/policy", get(policy))
         .route("/v1/heartbeat", post(heartbeat))
+        .route("/v1/biometrics", post(biometrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(hub)
@@ -157,7 +169,16 @@ impl LocalHub {
         db: &Path,
         tls_files: Option<(&Path, &Path)>,
     ) -> crate::base::error::Result<LocalHub> {
-        let hub = Hub::open(db, Arc::new(crate::base::clock::SystemClock::new()))?;
+        Self::start_configured(db, tls_files, &db::HubConfig::default())
+    }
+
+    /// Like [`LocalHub::start_with`], under a hub config.
+    pub fn start_configured(
+        db: &Path,
+        tls_files: Option<(&Path, &Path)>,
+        cfg: &db::HubConfig,
+    ) -> crate::base::error::Result<LocalHub> {
+        let hub = Hub::open_with(db, Arc::new(crate::base::clock::SystemClock::new()), cfg)?;
         let tls_cfg = tls_files
             .map(|(c, k)| tls::server_config(c, k))
             .transpose()?;
@@ -402,17 +423,30 @@ async fn roster(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Result<Respo
 }
 
 async fn policy(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Result<Response, ApiFailure> {
-    authenticate(&hub, &headers).await?;
-    let doc = hub.with_db(|db, _| db.policy()).await?.ok_or(ApiFailure {
-        status: 404,
-        code: "no_policy",
-        message: "the hub has no policy set; kiosks keep their configured one".into(),
-    })?;
+    let device = authenticate(&hub, &headers).await?;
+    let doc = hub
+        .with_db(move |db, _| db.policy_for(&device.site))
+        .await?
+        .ok_or(ApiFailure {
+            status: 404,
+            code: "no_policy",
+            message: "the hub has no policy set; kiosks keep their configured one".into(),
+        })?;
     let tag = etag("policy", doc.version);
     if let Some(r) = not_modified(&headers, &tag) {
         return Ok(r);
     }
     Ok(with_etag(json_response(StatusCode::OK, &doc), &tag))
+}
+
+async fn biometrics(State(hub): State<Arc<Hub>>, req: Request) -> Result<Response, ApiFailure> {
+    let (parts, body) = req.into_parts();
+    let device = authenticate(&hub, &parts.headers).await?;
+    let u: BiometricUpdate = json_body(&parts.headers, body).await?;
+    let ack = hub
+        .with_db(move |db, _| db.biometric_update(&device.id, &device.site, &u))
+        .await?;
+    Ok(json_response(StatusCode::OK, &ack))
 }
 
 async fn heartbeat(State(hub): State<Arc<Hub>>, req: Request) -> Result<Response, ApiFailure> {

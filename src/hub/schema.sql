@@ -106,9 +106,21 @@ CREATE TABLE IF NOT EXISTS badges (
     employee_id TEXT NOT NULL REFERENCES employees (id) ON DELETE CASCADE
 ) STRICT;
 
-CREATE TABLE IF NOT EXISTS templates (
-    id          INTEGER PRIMARY KEY,
-    employee_id TEXT NOT NULL REFERENCES employees (id) ON DELETE CASCADE,
-    model       TEXT NOT NULL,
-    embedding   BLOB NOT NULL
+-- Face templates, sealed (XChaCha20-Poly1305, 24-byte nonce || ciphertext+tag) under the
+-- template key file, bound to employee and model. Kept only while the person's consent is
+-- given for scope 'site'. origin_device: the kiosk that enrolled it (it is not sent back
+-- there); NULL for templates imported from HR.
+CREATE TABLE IF NOT EXISTS sealed_templates (
+    id            INTEGER PRIMARY KEY,
+    employee_id   TEXT NOT NULL REFERENCES employees (id) ON DELETE CASCADE,
+    model         TEXT NOT NULL,
+    sealed        BLOB NOT NULL,
+    origin_device TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS sealed_templates_by_employee ON sealed_templates (employee_id);
+
+-- A site's own policy (its minor age, consent scopes, ...), over the one in meta 'policy'.
+CREATE TABLE IF NOT EXISTS site_policies (
+    site   TEXT PRIMARY KEY,
+    policy TEXT NOT NULL
 ) STRICT;

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::base::protocol::ConsentScope;
 use crate::store::record::{Direction, NewRecord};
 use crate::vision::detect::Face;
 use crate::vision::liveness::LivenessFrame;
@@ -32,6 +33,19 @@ pub struct Person {
     pub face_enrolled: bool,
     /// A PIN is set.
     pub has_pin: bool,
+    /// Their consent is for an older notice: they are asked again before their face is used.
+    pub notice: Option<NoticeDue>,
+    /// A minor here with no guardian consent recorded: face enrolment is refused.
+    pub guardian_required: bool,
+}
+
+/// A newer consent notice one person has not answered yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NoticeDue {
+    /// The grace period still lets their face be used while they have not answered.
+    pub within_grace: bool,
+    /// The scope of the consent they gave before (an acceptance keeps it).
+    pub scope: ConsentScope,
 }
 
 /// One analysed camera frame, as the runner reports it.
@@ -96,10 +110,12 @@ pub enum Event {
     },
     /// An admin command.
     Admin(AdminCmd),
-    /// The employee's answer on the consent screen.
+    /// The employee's answer on the consent screen or the new-notice screen.
     Consent {
         /// Accepted?
         given: bool,
+        /// Where the template may go (the new-notice screen keeps the earlier scope).
+        scope: ConsentScope,
     },
     /// An admin PIN typed at the idle screen, as the runner checked it against every admin.
     AdminPin(AdminPin),
@@ -176,6 +192,20 @@ pub enum Screen {
         name: String,
         /// Version of the consent text shown.
         text_version: String,
+        /// Whether scope "site" (every door of the site) is offered beside "device".
+        site_scope: bool,
+    },
+    /// A new consent notice, shown once at the next check-in of someone who consented to an
+    /// older one: accept (their face goes on being used) or decline (templates wiped).
+    Notice {
+        /// Who is asked.
+        name: String,
+        /// Version of the new consent text.
+        text_version: String,
+        /// What changed, as the backend or the config says.
+        summary: String,
+        /// Whether their face may still be used for now without an answer.
+        within_grace: bool,
     },
     /// Enrolment capture progress.
     Enrolling {
@@ -196,6 +226,9 @@ pub enum Screen {
         enrolled: bool,
         /// What happened.
         message: String,
+        /// The same as a stable code the UI translates: `enrolled`, `declined`,
+        /// `face_unavailable`, `guardian_required`, `timeout`.
+        code: String,
     },
 }
 
@@ -218,6 +251,8 @@ pub enum Effect {
         employee: String,
         /// Given or declined.
         given: bool,
+        /// Where the template may go.
+        scope: ConsentScope,
         /// Consent text version.
         text_version: String,
         /// Witnessing admin.

@@ -8,7 +8,8 @@
 //!
 //! Flow: idle → (badge, PIN or — if policy allows — a face alone) → capture window with guidance
 //! and, when liveness evidence is weak, an active challenge → verdict → record → feedback → idle.
-//! The types it speaks are in [`super::events`]; enrolment with consent is in `enrol`.
+//! The types it speaks are in [`super::events`]; enrolment with consent is in `enrol`, a new
+//! consent notice at the door in `notice`.
 
 use std::collections::HashMap;
 
@@ -22,6 +23,7 @@ use crate::vision::quality::{Challenge, LivenessFusion};
 
 mod capture;
 mod enrol;
+mod notice;
 
 /// A face capture in progress for one person.
 #[derive(Debug, Clone)]
@@ -61,6 +63,8 @@ enum State {
     },
     /// Collecting templates: see [`enrol`].
     Enrol(Box<enrol::Enrolment>),
+    /// A new consent notice waits for an answer: see [`notice`].
+    Notice(Box<notice::Notice>),
 }
 
 /// The check-in state machine.
@@ -309,8 +313,14 @@ impl Machine {
                     face_available: self.face_available(),
                 })]
             }
-            (State::Consent { admin, person, .. }, Event::Consent { given }) => {
-                self.on_consent(now, admin, person, given)
+            (State::Consent { admin, person, .. }, Event::Consent { given, scope }) => {
+                self.on_consent(now, admin, person, given, scope)
+            }
+            (State::Notice(n), Event::Consent { given, .. }) => {
+                self.on_notice_answer(now, *n, given)
+            }
+            (State::Notice(n), Event::Tick) if now.mono_ms >= n.deadline => {
+                self.notice_lapsed(now, *n)
             }
             (State::Enrol(e), Event::Face(obs)) => self.on_enrol_face(now, e, obs),
             (State::Enrol(e), Event::Tick) if now.mono_ms >= e.deadline => {
@@ -470,7 +480,7 @@ impl Machine {
             ];
         }
         if p.face_enrolled && self.face_available() {
-            return self.start_capture(now, p, Method::BadgeFace, 0);
+            return self.begin_face(now, p, Method::BadgeFace, 0);
         }
         if p.has_pin {
             let (why, code) = if !p.face_enrolled {

@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::events::{Effect, Event, Now, Person, Screen, Thresholds, VisionRequest};
+use super::events::{Effect, Event, NoticeDue, Now, Person, Screen, Thresholds, VisionRequest};
 use super::machine::Machine;
 use crate::base::badge::BadgeId;
 use crate::base::clock::Clock;
-use crate::base::config::{Config, VisionConfig};
+use crate::base::config::{Config, PolicyConfig, VisionConfig};
 use crate::base::error::{Error, Result};
 use crate::base::notify::Notifier;
 use crate::camera::{Camera, CameraStatus};
@@ -49,8 +49,8 @@ pub enum UiInput {
     Enrol(String),
     /// Admin: leave admin mode.
     ExitAdmin,
-    /// The consent answer.
-    Consent(bool),
+    /// The answer on the consent or new-notice screen, with the scope chosen.
+    Consent(bool, crate::base::protocol::ConsentScope),
     /// A PIN typed for admin mode at the idle screen.
     AdminPin(String),
     /// An admin changed settings (already checked and stored): reload them.
@@ -150,19 +150,29 @@ impl Kiosk {
     }
 }
 
-/// Looks a person up for the machine.
-pub fn person(store: &Store, id: &str, model: &str) -> Result<Option<Person>> {
+/// Looks a person up for the machine, with where they stand under `policy`'s consent notice.
+pub fn person(
+    store: &Store,
+    id: &str,
+    model: &str,
+    policy: &PolicyConfig,
+) -> Result<Option<Person>> {
     let Some(e) = store.employee(id)? else {
         return Ok(None);
     };
-    let consent = store.consent(id)?.is_some_and(|c| c.given);
+    let c = store.consent_status(id, policy)?;
     Ok(Some(Person {
-        face_enrolled: consent && store.template_count(id, model)? > 0,
+        face_enrolled: c.given && store.template_count(id, model)? > 0,
         has_pin: store.has_pin(id)?,
         id: e.id,
         name: e.display_name,
         is_admin: e.is_admin,
         active: e.active,
+        notice: c.notice_due.then_some(NoticeDue {
+            within_grace: c.within_grace,
+            scope: c.scope,
+        }),
+        guardian_required: c.guardian_required,
     }))
 }
 
@@ -236,6 +246,9 @@ impl Runner {
         self.k
             .store
             .set_policy_version(self.k.config.policy.version);
+        self.k
+            .store
+            .note_consent_version(&self.k.config.policy.consent_text_version)?;
         self.machine.set_policy(self.k.config.policy.clone());
         self.machine
             .set_thresholds(thresholds(&self.k.config.vision));
@@ -339,6 +352,8 @@ pub async fn run(
     let file_config = k.config.clone();
     k.config = crate::store::settings::effective(&file_config, &k.store)?;
     k.store.set_policy_version(k.config.policy.version);
+    k.store
+        .note_consent_version(&k.config.policy.consent_text_version)?;
     let model = k.config.vision.embedder.name();
     let dims = k.config.vision.embedder.dims();
     let mut machine = Machine::new(
@@ -355,8 +370,12 @@ pub async fn run(
     }
     send_report(&report, Report::Started(k.availability.clone()));
 
-    let gallery: SharedGallery =
-        Arc::new(std::sync::Mutex::new(build_gallery(&k.store, model, dims)?));
+    let gallery: SharedGallery = Arc::new(std::sync::Mutex::new(build_gallery(
+        &k.store,
+        model,
+        dims,
+        &k.config.policy,
+    )?));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let jobs = k.vision.take().map(|v| {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();

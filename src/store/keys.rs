@@ -70,6 +70,12 @@ pub fn create_key_file(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>> {
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io(path, e))?;
     if let Some(dir) = path.parent() {
+        // A bare file name's parent is "": the current directory.
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::io(dir, e))?;

@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pseudonymise",
         sql: include_str!("migrations/0005_pseudonymise.sql"),
     },
+    Migration {
+        version: 6,
+        name: "consent",
+        sql: include_str!("migrations/0006_consent.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

@@ -10,6 +10,7 @@
 pub mod audit;
 pub(crate) mod chain;
 pub(crate) mod codec;
+pub mod consent;
 pub mod entry;
 pub mod export;
 pub(crate) mod identity;
@@ -56,6 +57,8 @@ pub struct StoreOptions {
     pub max_size_mb: u64,
     /// Policy version written into new records.
     pub policy_version: u32,
+    /// The config file's `policy.minor_age` (the backend's policy, once sent, wins).
+    pub minor_age: u32,
     /// Open read-only: nothing is created, migrated or written (verify, export, inspection of
     /// a copied store). Only the public key is needed.
     pub read_only: bool,
@@ -68,6 +71,7 @@ impl StoreOptions {
             data_dir: cfg.store.data_dir.clone(),
             max_size_mb: cfg.store.max_size_mb,
             policy_version: cfg.policy.version,
+            minor_age: cfg.policy.minor_age,
             read_only: false,
         }
     }
@@ -110,6 +114,7 @@ pub struct Store {
     data_key: Option<Zeroizing<[u8; keys::KEY_LEN]>>,
     clock: Arc<dyn Clock>,
     policy_version: u32,
+    minor_age: u32,
 }
 
 /// The database and the WAL and shared-memory files SQLite keeps beside it.
@@ -207,6 +212,7 @@ impl Store {
             data_key,
             clock,
             policy_version: opts.policy_version,
+            minor_age: opts.minor_age,
         })
     }
 
@@ -273,6 +279,11 @@ impl Store {
     /// Sets the policy version written into new records (the backend sent a new policy).
     pub fn set_policy_version(&mut self, v: u32) {
         self.policy_version = v;
+    }
+
+    /// The config file's minor age, as the store was opened with.
+    pub(crate) fn file_minor_age(&self) -> u32 {
+        self.minor_age
     }
 
     /// The clock records are stamped with.

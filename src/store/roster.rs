@@ -32,18 +32,7 @@ pub struct Employee {
     pub is_admin: bool,
 }
 
-/// A consent decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Consent {
-    /// True when the employee accepted face enrolment.
-    pub given: bool,
-    /// Version of the consent text they read.
-    pub text_version: String,
-    /// Admin who witnessed the decision.
-    pub witness: String,
-    /// When (Unix ms).
-    pub at_ms: i64,
-}
+pub use super::consent::Consent;
 
 /// A decrypted face template, held only in memory.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,8 +159,18 @@ impl Store {
     /// Check-in records stay: they are signed history the employer must keep.
     pub fn delete_employee(&mut self, actor: &str, id: &str) -> Result<bool> {
         let audit = NewAudit::new(actor, "employee_deleted", id);
-        let deleted = self.audited(&audit, |tx, _, _| {
-            Ok(tx.execute("DELETE FROM employees WHERE id = ?1", [id])? > 0)
+        let deleted = self.audited(&audit, |tx, _, now| {
+            let had_consent: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM consents WHERE employee_id = ?1)",
+                [id],
+                |r| r.get(0),
+            )?;
+            let deleted = tx.execute("DELETE FROM employees WHERE id = ?1", [id])? > 0;
+            if deleted && had_consent {
+                // The backend and the person's other doors forget their templates too.
+                super::consent::queue_biometric(tx, id, now)?;
+            }
+            Ok(deleted)
         })?;
         self.wipe_wal()?;
         Ok(deleted)
@@ -347,76 +346,6 @@ impl Store {
         })
     }
 
-    /// Records a consent decision. Declining or withdrawing wipes existing templates at once.
-    pub fn record_consent(
-        &mut self,
-        employee_id: &str,
-        given: bool,
-        text_version: &str,
-        witness: &str,
-    ) -> Result<Consent> {
-        self.require_employee(employee_id)?;
-        if text_version.is_empty() || text_version.len() > 32 {
-            return Err(Error::invalid(
-                "consent text version",
-                "must be 1 to 32 characters",
-            ));
-        }
-        validate_employee_id(witness, false).map_err(|_| {
-            Error::invalid("consent witness", "must be the id of the witnessing admin")
-        })?;
-        let mut audit = NewAudit::new(
-            witness,
-            if given {
-                "consent_given"
-            } else {
-                "consent_declined"
-            },
-            employee_id,
-        );
-        audit.detail = serde_json::json!({ "text_version": text_version }).to_string();
-        self.audited(&audit, |tx, _, now| {
-            tx.execute(
-                "INSERT INTO consents (employee_id, given, text_version, witness, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![employee_id, given, text_version, witness, now],
-            )?;
-            if !given {
-                tx.execute("DELETE FROM templates WHERE employee_id = ?1", [employee_id])?;
-            }
-            Ok(Consent {
-                given,
-                text_version: text_version.into(),
-                witness: witness.into(),
-                at_ms: now,
-            })
-        })
-        .and_then(|c| {
-            if !given {
-                self.wipe_wal()?;
-            }
-            Ok(c)
-        })
-    }
-
-    /// The consent decision in force (the latest), if any was ever made.
-    pub fn consent(&self, employee_id: &str) -> Result<Option<Consent>> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT given, text_version, witness, at_ms FROM consents WHERE employee_id = ?1 ORDER BY id DESC LIMIT 1",
-                [employee_id],
-                |r| {
-                    Ok(Consent {
-                        given: r.get(0)?,
-                        text_version: r.get(1)?,
-                        witness: r.get(2)?,
-                        at_ms: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?)
-    }
-
     /// Seals and stores a face template. Refused unless consent is currently given.
     pub fn add_template(
         &mut self,
@@ -432,6 +361,7 @@ impl Store {
                 format!("employee {employee_id} has not given consent to face enrolment"),
             ));
         }
+        self.require_guardian_if_minor(employee_id)?;
         if vector.is_empty() || vector.len() > 4096 || !vector.iter().all(|x| x.is_finite()) {
             return Err(Error::invalid(
                 "face template",
@@ -448,6 +378,7 @@ impl Store {
                 "INSERT INTO templates (employee_id, model, dims, sealed, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![employee_id, model, vector.len() as i64, sealed, now],
             )?;
+            super::consent::queue_biometric(tx, employee_id, now)?;
             Ok(tx.last_insert_rowid())
         })
     }
@@ -542,7 +473,7 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn require_employee(&self, id: &str) -> Result<()> {
+    pub(crate) fn require_employee(&self, id: &str) -> Result<()> {
         if self.employee(id)?.is_none() {
             return Err(Error::invalid(
                 "employee",

@@ -1,6 +1,7 @@
 //! Subject access: everything the kiosk holds about one person, as one JSON document.
 //!
-//! Roster entry, badge ids, whether a PIN is set (never the hash), every consent decision,
+//! Roster entry, badge ids, whether a PIN is set (never the hash), every consent decision and
+//! guardian consent, the age the roster holds,
 //! template *metadata* (model, dimensions, when — never the template bytes), every check-in
 //! and failed attempt from the signed records, and every audit entry that names them as actor
 //! or subject. Writing the export is itself audited.
@@ -9,9 +10,10 @@ use serde::Serialize;
 
 use super::Store;
 use super::audit::{AuditEntry, NewAudit};
+use super::consent::{Age, Consent, GuardianConsent};
 use super::export::rfc3339_ms;
 use super::record::Record;
-use super::roster::{Consent, Employee};
+use super::roster::Employee;
 use crate::base::error::{Error, Result};
 
 /// Metadata of one stored template.
@@ -40,6 +42,12 @@ pub struct SubjectExport {
     pub pin_set: bool,
     /// Every consent decision, oldest first.
     pub consents: Vec<Consent>,
+    /// What the roster holds of their age (a birth year or a minor flag, nothing finer).
+    pub age: Age,
+    /// Whether they count as a minor here under the age threshold in force.
+    pub minor: bool,
+    /// Every guardian consent recorded for them (for a minor's face enrolment), oldest first.
+    pub guardian_consents: Vec<GuardianConsent>,
     /// Stored face templates, metadata only.
     pub templates: Vec<TemplateInfo>,
     /// Check-ins and failed attempts, from the signed records.
@@ -62,18 +70,10 @@ impl Store {
             s.query_map([employee_id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?
         };
-        let consents: Vec<Consent> = {
-            let mut s = c.prepare("SELECT given, text_version, witness, at_ms FROM consents WHERE employee_id = ?1 ORDER BY id")?;
-            s.query_map([employee_id], |r| {
-                Ok(Consent {
-                    given: r.get(0)?,
-                    text_version: r.get(1)?,
-                    witness: r.get(2)?,
-                    at_ms: r.get(3)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?
-        };
+        let consents = self.consents(employee_id)?;
+        let guardian_consents = self.guardian_consents(employee_id)?;
+        let age = self.age(employee_id)?;
+        let minor = employee.is_some() && self.is_minor(employee_id)?;
         let templates: Vec<TemplateInfo> = {
             let mut s = c.prepare(
                 "SELECT model, dims, created_ms FROM templates WHERE employee_id = ?1 ORDER BY id",
@@ -133,6 +133,9 @@ impl Store {
             badges,
             pin_set,
             consents,
+            age,
+            minor,
+            guardian_consents,
             templates,
             records,
             audit,

@@ -413,6 +413,14 @@ impl Store {
                     "text_version must be 1 to 32 characters",
                 ));
             }
+            if let Some(by) = e.birth_year
+                && !(1900..=2200).contains(&by)
+            {
+                return Err(Error::invalid(
+                    at("birth_year"),
+                    format!("{by} is not a birth year"),
+                ));
+            }
             let mut ts = Vec::new();
             for t in &e.templates {
                 let raw = Zeroizing::new(B64.decode(t.embedding.as_bytes()).map_err(|err| {
@@ -445,9 +453,9 @@ impl Store {
             let mut wiped = false;
             for ((e, templates), badges) in roster.employees.iter().zip(&decoded).zip(&badges) {
                 tx.execute(
-                    "INSERT INTO employees (id, display_name, active, is_admin, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (id) DO UPDATE SET display_name = ?2, active = ?3, is_admin = ?4, updated_ms = ?5",
-                    params![e.id, e.display_name, e.active, e.is_admin, now],
+                    "INSERT INTO employees (id, display_name, active, is_admin, updated_ms, birth_year, is_minor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (id) DO UPDATE SET display_name = ?2, active = ?3, is_admin = ?4, updated_ms = ?5, birth_year = ?6, is_minor = ?7",
+                    params![e.id, e.display_name, e.active, e.is_admin, now, e.birth_year, e.is_minor],
                 )?;
                 tx.execute("DELETE FROM badges WHERE employee_id = ?1", [&e.id])?;
                 for b in badges {
@@ -457,26 +465,35 @@ impl Store {
                         params![b.as_str(), e.id],
                     )?;
                 }
-                let local: Option<(bool, String)> = tx
+                let local: Option<(bool, String, String)> = tx
                     .query_row(
-                        "SELECT given, text_version FROM consents WHERE employee_id = ?1 ORDER BY id DESC LIMIT 1",
+                        "SELECT given, text_version, scope FROM consents WHERE employee_id = ?1 ORDER BY id DESC LIMIT 1",
                         [&e.id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?;
+                // A decision made here that the backend has not heard of yet stands: the
+                // next round tells the backend, before it downloads the roster again.
+                let pending: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM biometric_outbox WHERE employee_id = ?1)",
+                    [&e.id],
+                    |r| r.get(0),
+                )?;
                 if let Some(c) = &e.consent
-                    && local.as_ref() != Some(&(c.given, c.text_version.clone()))
+                    && !pending
+                    && local.as_ref()
+                        != Some(&(c.given, c.text_version.clone(), c.scope.as_str().to_owned()))
                 {
                     tx.execute(
-                        "INSERT INTO consents (employee_id, given, text_version, witness, at_ms) VALUES (?1, ?2, ?3, 'backend', ?4)",
-                        params![e.id, c.given, c.text_version, now],
+                        "INSERT INTO consents (employee_id, given, text_version, witness, at_ms, scope) VALUES (?1, ?2, ?3, 'backend', ?4, ?5)",
+                        params![e.id, c.given, c.text_version, now, c.scope.as_str()],
                     )?;
                     let mut a = NewAudit::new(
                         "backend",
                         if c.given { "consent_given" } else { "consent_declined" },
                         &e.id,
                     );
-                    a.detail = serde_json::json!({ "text_version": c.text_version, "source": "roster" }).to_string();
+                    a.detail = serde_json::json!({ "text_version": c.text_version, "scope": c.scope.as_str(), "source": "roster" }).to_string();
                     audits.push(a);
                     if !c.given {
                         let n = tx.execute("DELETE FROM templates WHERE employee_id = ?1", [&e.id])?;
@@ -492,7 +509,9 @@ impl Store {
                     )
                     .optional()?
                     .unwrap_or(false);
-                if consent_now && !e.templates.is_empty() {
+                // What the backend sent before is replaced by what it sends now, even by
+                // nothing: a template withdrawn from the site's other doors goes here too.
+                if consent_now {
                     let replaced = tx.execute(
                         "DELETE FROM templates WHERE employee_id = ?1 AND source = 'backend'",
                         [&e.id],

@@ -18,8 +18,9 @@ use serde::de::DeserializeOwned;
 
 use crate::base::config::check_url;
 use crate::base::protocol::{
-    ApiError, Health, Heartbeat, HeartbeatResponse, MAX_RESPONSE_BYTES, PairRequest, PairResponse,
-    PolicyDocument, Roster, UploadEntry, UploadRequest, UploadResponse,
+    ApiError, BiometricAck, BiometricUpdate, Health, Heartbeat, HeartbeatResponse,
+    MAX_RESPONSE_BYTES, PairRequest, PairResponse, PolicyDocument, Roster, UploadEntry,
+    UploadRequest, UploadResponse,
 };
 
 /// What went wrong talking to the backend, classified for retry decisions and logs.
@@ -197,6 +198,13 @@ impl HubClient {
     pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatResponse, SyncError> {
         let rb = self.authed(self.http.post(self.url("/v1/heartbeat")))?;
         let resp = send(json_post(rb, hb)).await?;
+        self.json(resp).await
+    }
+
+    /// `POST /v1/biometrics`: a consent decision or enrolment here, for the person's other doors.
+    pub async fn biometrics(&self, u: &BiometricUpdate) -> Result<BiometricAck, SyncError> {
+        let rb = self.authed(self.http.post(self.url("/v1/biometrics")))?;
+        let resp = send(json_post(rb, u)).await?;
         self.json(resp).await
     }
 

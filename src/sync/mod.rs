@@ -89,6 +89,8 @@ pub struct RoundReport {
     pub clock_skew_ms: i64,
     /// Entries put back into the outbox because the backend holds less than it acknowledged.
     pub resent: u64,
+    /// People whose consent or enrolment here the backend was told of.
+    pub biometrics: u64,
 }
 
 /// Skew beyond which the kiosk warns that its clock is off.
@@ -164,6 +166,9 @@ impl Syncer {
                 "this kiosk's clock differs from the backend's; records keep their own time and boot-relative order"
             );
         }
+        // Consent decisions and enrolments here go first, so that the roster downloaded next
+        // already reflects them (and this kiosk's own withdrawal is never undone by it).
+        rep.biometrics = self.push_biometrics(store).await?;
         if let Some((roster, tag)) = self.client.roster(store.roster_etag()?.as_deref()).await? {
             let applied = store.apply_roster(&roster, &tag, &self.model)?;
             tracing::info!(
@@ -203,6 +208,46 @@ impl Syncer {
             store.pseudonymise_departed()?;
         }
         Ok(rep)
+    }
+
+    /// Tells the backend of every queued consent decision and enrolment. A person the backend
+    /// refuses to take (not on its roster, say) is logged and not retried; a backend without
+    /// the endpoint (older than protocol 1.2) leaves the queue for a later one.
+    async fn push_biometrics(&self, store: &mut Store) -> Result<u64, SyncError> {
+        let mut sent = 0u64;
+        let queued = store.biometric_outbox(10_000)?;
+        for (id, stamp) in queued {
+            let update = store.biometric_update(&id, &self.model)?;
+            match self.client.biometrics(&update).await {
+                Ok(ack) if !ack.refused.is_empty() => {
+                    tracing::error!(reason = %ack.refused, "the backend refused a consent update; not retried");
+                }
+                Ok(_) => {}
+                Err(SyncError::Status { status: 404, .. }) => {
+                    tracing::warn!(
+                        "the backend does not take consent updates (protocol before 1.2); templates stay on this kiosk"
+                    );
+                    return Ok(sent);
+                }
+                Err(SyncError::Status {
+                    status: 400 | 422,
+                    message,
+                    ..
+                }) => {
+                    tracing::error!(reason = %message, "the backend refused a consent update; not retried");
+                }
+                Err(e) => return Err(e),
+            }
+            store.biometric_sent(&id, stamp)?;
+            sent += 1;
+        }
+        if sent > 0 {
+            tracing::info!(
+                people = sent,
+                "consent and enrolment changes sent to the backend"
+            );
+        }
+        Ok(sent)
     }
 
     /// Uploads `chain`'s outbox batch by batch until it is empty. Returns (acknowledged,

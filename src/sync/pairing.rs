@@ -76,6 +76,7 @@ pub async fn pair(
             public_key: hex::encode(id.public_key.as_bytes()),
             name: config.device.name.clone(),
             proof: Some(proof),
+            data_region: config.privacy.data_region.clone(),
         })
         .await?;
     write_token(store.data_dir(), &resp.token)?;

@@ -12,6 +12,7 @@ use super::controller::{Command, Controller};
 use super::state::{PageId, UiState};
 use super::{AppWindow, Kiosk, Page, Row};
 use crate::base::config::Language;
+use crate::base::protocol::ConsentScope;
 
 fn page(p: PageId) -> Page {
     match p {
@@ -24,6 +25,7 @@ fn page(p: PageId) -> Page {
         PageId::Already => Page::Already,
         PageId::Admin => Page::Admin,
         PageId::Consent => Page::Consent,
+        PageId::Notice => Page::Notice,
         PageId::Enrolling => Page::Enrolling,
         PageId::EnrolDone => Page::EnrolDone,
         PageId::AdminRoster => Page::AdminRoster,
@@ -47,6 +49,7 @@ fn page_id(p: Page) -> PageId {
         Page::Already => PageId::Already,
         Page::Admin => PageId::Admin,
         Page::Consent => PageId::Consent,
+        Page::Notice => PageId::Notice,
         Page::Enrolling => PageId::Enrolling,
         Page::EnrolDone => PageId::EnrolDone,
         Page::AdminRoster => PageId::AdminRoster,
@@ -105,6 +108,9 @@ pub fn publish(app: &AppWindow, s: &UiState) {
     k.set_needed(s.needed as i32);
     k.set_enrolled(s.enrolled);
     k.set_consent_version(text(&s.consent_version));
+    k.set_site_scope(s.site_scope);
+    k.set_notice_summary(text(&s.notice_summary));
+    k.set_within_grace(s.within_grace);
     k.set_admin_name(text(&s.admin_name));
     k.set_search_text(text(&s.search));
     k.set_notice(text(&s.notice));
@@ -174,7 +180,14 @@ pub fn bind(app: &AppWindow, controller: Rc<RefCell<Controller>>, on_command: Rc
     let r = run.clone();
     k.on_pin_ok(move || r(&|c| c.pin_ok()));
     let r = run.clone();
-    k.on_consent(move |given| r(&|c| c.consent(given)));
+    k.on_consent(move |given, site| {
+        let scope = if site {
+            ConsentScope::Site
+        } else {
+            ConsentScope::Device
+        };
+        r(&|c| c.consent(given, scope))
+    });
     let r = run.clone();
     k.on_admin_open(move |p| r(&|c| c.admin_open(page_id(p))));
     let r = run.clone();

@@ -8,6 +8,7 @@
 
 use super::state::{Editing, PageId, RowData, UiState};
 use crate::base::config::Language;
+use crate::base::protocol::ConsentScope;
 use crate::camera::CameraStatus;
 use crate::kiosk::events::Screen;
 use crate::kiosk::runner::{Report, UiInput};
@@ -142,10 +143,27 @@ impl Controller {
                 st.admin_id = id.clone();
                 st.notice.clear();
             }
-            Screen::Consent { name, text_version } => {
+            Screen::Consent {
+                name,
+                text_version,
+                site_scope,
+            } => {
                 st.page = PageId::Consent;
                 st.name = name.clone();
                 st.consent_version = text_version.clone();
+                st.site_scope = *site_scope;
+            }
+            Screen::Notice {
+                name,
+                text_version,
+                summary,
+                within_grace,
+            } => {
+                st.page = PageId::Notice;
+                st.name = name.clone();
+                st.consent_version = text_version.clone();
+                st.notice_summary = summary.clone();
+                st.within_grace = *within_grace;
             }
             Screen::Enrolling {
                 name,
@@ -162,21 +180,13 @@ impl Controller {
             Screen::EnrolDone {
                 name,
                 enrolled,
-                message,
+                code,
+                ..
             } => {
                 st.page = PageId::EnrolDone;
                 st.name = name.clone();
                 st.enrolled = *enrolled;
-                st.code = if *enrolled {
-                    "enrolled"
-                } else if message.starts_with("consent declined") {
-                    "declined"
-                } else if message.contains("unavailable") {
-                    "face_unavailable"
-                } else {
-                    "timeout"
-                }
-                .into();
+                st.code = code.clone();
             }
         }
     }
@@ -243,9 +253,15 @@ impl Controller {
         }
     }
 
-    /// An answer on the consent page.
-    pub fn consent(&mut self, given: bool) -> Option<Command> {
-        (self.state.page == PageId::Consent).then_some(Command::Kiosk(UiInput::Consent(given)))
+    /// An answer on the consent page (with the scope chosen) or the new-notice page.
+    pub fn consent(&mut self, given: bool, scope: ConsentScope) -> Option<Command> {
+        let scope = if self.state.site_scope {
+            scope
+        } else {
+            ConsentScope::Device
+        };
+        matches!(self.state.page, PageId::Consent | PageId::Notice)
+            .then_some(Command::Kiosk(UiInput::Consent(given, scope)))
     }
 
     /// An admin menu button or a Back button.
@@ -494,6 +510,7 @@ mod tests {
             name: "Jo".into(),
             enrolled: false,
             message: "consent declined: badge + PIN stays available".into(),
+            code: "declined".into(),
         }));
         assert_eq!(
             (c.state.page, c.state.code.as_str()),

@@ -9,7 +9,7 @@ use crate::base::config::Language;
 pub const SIZES: [(u32, u32); 2] = [(800, 480), (1280, 800)];
 
 /// The screens the README shows (the tests render all of [`scenarios`]).
-pub const README_SCREENS: [&str; 10] = [
+pub const README_SCREENS: [&str; 12] = [
     "idle",
     "capture",
     "pin",
@@ -18,6 +18,8 @@ pub const README_SCREENS: [&str; 10] = [
     "offline",
     "admin",
     "consent",
+    "notice",
+    "enrol-guardian-required",
     "admin-settings",
     "edit-text",
 ];
@@ -170,6 +172,52 @@ pub fn scenarios() -> Vec<(&'static str, UiState)> {
                 st.page = PageId::Consent;
                 st.name = "Sam Rivera".into();
                 st.consent_version = "2026-01".into();
+                st.site_scope = true;
+            }),
+        ),
+        (
+            "consent-device-only",
+            with(&|st| {
+                st.page = PageId::Consent;
+                st.name = "Sam Rivera".into();
+                st.consent_version = "2026-01".into();
+                st.site_scope = false;
+            }),
+        ),
+        (
+            "notice",
+            with(&|st| {
+                st.page = PageId::Notice;
+                st.name = "Alex Morgan".into();
+                st.consent_version = "2026-06".into();
+                st.notice_summary = "Templates may now be used at every door of the site you chose; retention after leaving is 30 days instead of 90.".into();
+                st.within_grace = true;
+            }),
+        ),
+        (
+            "notice-expired",
+            with(&|st| {
+                st.page = PageId::Notice;
+                st.name = "Alex Morgan".into();
+                st.consent_version = "2026-06".into();
+                st.within_grace = false;
+            }),
+        ),
+        (
+            "pin-consent-declined",
+            with(&|st| {
+                st.page = PageId::Pin;
+                st.name = "Alex Morgan".into();
+                st.code = "consent_declined".into();
+            }),
+        ),
+        (
+            "enrol-guardian-required",
+            with(&|st| {
+                st.page = PageId::EnrolDone;
+                st.name = "Jo Kim".into();
+                st.enrolled = false;
+                st.code = "guardian_required".into();
             }),
         ),
         (

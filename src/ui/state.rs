@@ -25,6 +25,8 @@ pub enum PageId {
     Admin,
     /// Consent before enrolment.
     Consent,
+    /// A new consent notice at check-in.
+    Notice,
     /// Enrolment in progress.
     Enrolling,
     /// Enrolment result.
@@ -111,8 +113,14 @@ pub struct UiState {
     pub needed: u32,
     /// Whether the last enrolment stored templates.
     pub enrolled: bool,
-    /// Consent text version on the consent page.
+    /// Consent text version on the consent and notice pages.
     pub consent_version: String,
+    /// The consent page offers scope "site" (every door of the site).
+    pub site_scope: bool,
+    /// What changed, on the notice page.
+    pub notice_summary: String,
+    /// On the notice page: the face may still be used without an answer, for now.
+    pub within_grace: bool,
     /// The admin in admin mode.
     pub admin_name: String,
     /// Their employee id, the actor of settings changes.

@@ -265,7 +265,7 @@ fn schemathesis_finds_no_server_error_or_schema_violation() {
         "schemathesis found problems:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("Tested: 7"), "{text}");
+    assert!(text.contains("Tested: 8"), "{text}");
     assert!(!text.contains("Server error"), "{text}");
 }
 

@@ -46,6 +46,15 @@ struct Harness {
 /// A kiosk with E1 (Alex, obama photos, face enrolled unless `consent` is false, PIN 1234) and
 /// E2 (Sam, biden.jpg, enrolled, PIN 5678), and admin A1.
 fn start(consent: bool, vision_cfg: VisionConfig) -> Harness {
+    start_with(consent, vision_cfg, |_, _| {})
+}
+
+/// Like [`start`], with `tweak` applied to the config and the store before the kiosk runs.
+fn start_with(
+    consent: bool,
+    vision_cfg: VisionConfig,
+    tweak: impl FnOnce(&mut Config, &mut Store),
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.store.data_dir = dir.path().join("data");
@@ -101,6 +110,7 @@ fn start(consent: bool, vision_cfg: VisionConfig) -> Harness {
         }
         enrol(&mut store, "E2", &["biden.jpg"]);
     }
+    tweak(&mut config, &mut store);
     let (kiosk, devices) = Kiosk::simulated(
         config.clone(),
         store,
@@ -427,7 +437,11 @@ async fn consent_declined_leaves_no_template_and_pin_works() {
         matches!(r, Report::Screen(Screen::Consent { .. }))
     })
     .await;
-    h.ui.send(UiInput::Consent(false)).unwrap();
+    h.ui.send(UiInput::Consent(
+        false,
+        clockface::base::protocol::ConsentScope::Device,
+    ))
+    .unwrap();
     h.until("declined", |r| {
         matches!(
             r,
@@ -601,4 +615,129 @@ async fn settings_changed_by_an_admin_apply_without_a_restart() {
     // And after a restart the change is still in force.
     let again = clockface::store::settings::effective(&config, &store).unwrap();
     assert_eq!(again.gpio.relay_ms, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_consent_notice_is_asked_at_the_next_checkin_and_a_decline_wipes_the_templates() {
+    let mut sealed: Vec<Vec<u8>> = Vec::new();
+    let mut h = start_with(true, VisionConfig::default(), |config, _| {
+        config.policy.consent_text_version = "2026-06".into();
+        config.policy.consent_change_summary = "Templates now kept 30 days after leaving".into();
+        let c = rusqlite::Connection::open(config.store.data_dir.join("clockface.db")).unwrap();
+        let mut st = c
+            .prepare("SELECT sealed FROM templates WHERE employee_id = 'E1'")
+            .unwrap();
+        sealed = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    });
+    assert_eq!(sealed.len(), 2);
+    h.until("camera", |r| {
+        matches!(r, Report::Camera(CameraStatus::Live))
+    })
+    .await;
+    h.feed.show(h.person("obama.jpg"));
+    h.badge.send("04A1B2C3".into()).unwrap();
+    h.until("the new notice", |r| {
+        matches!(r, Report::Screen(Screen::Notice { text_version, summary, within_grace: true, .. })
+            if text_version == "2026-06" && summary.contains("30 days"))
+    })
+    .await;
+    h.ui.send(UiInput::Consent(
+        false,
+        clockface::base::protocol::ConsentScope::Device,
+    ))
+    .unwrap();
+    h.until(
+        "the PIN pad",
+        |r| matches!(r, Report::Screen(Screen::PinPad { code, .. }) if code == "consent_declined"),
+    )
+    .await;
+    h.ui.send(UiInput::Pin("1234".into())).unwrap();
+    let seen = h.verdict().await;
+    assert!(
+        seen.iter()
+            .any(|r| matches!(r, Report::Screen(Screen::Accepted { .. })))
+    );
+    // Sam, whose consent is for the old text too, is asked as well: once, at his check-in.
+    h.feed.show(h.person("biden.jpg"));
+    h.badge.send("04D4E5F6".into()).unwrap();
+    h.until("Sam's notice", |r| {
+        matches!(r, Report::Screen(Screen::Notice { .. }))
+    })
+    .await;
+    let (records, _, dir) = h.finish_keep().await;
+    assert_eq!(
+        records,
+        vec![(Outcome::Accepted, "E1".into(), String::new())]
+    );
+    let data = dir.path().join("data");
+    let mut raw = std::fs::read(data.join("clockface.db")).unwrap();
+    if let Ok(wal) = std::fs::read(data.join("clockface.db-wal")) {
+        raw.extend(wal);
+    }
+    for s in &sealed {
+        assert!(
+            !raw.windows(s.len()).any(|w| w == s.as_slice()),
+            "a declined template is still in the files"
+        );
+    }
+    let store = Store::open(
+        &StoreOptions {
+            read_only: true,
+            data_dir: data,
+            ..StoreOptions::from_config(&Config::default())
+        },
+        Arc::new(SystemClock::new()),
+    )
+    .unwrap();
+    let c = store.consent("E1").unwrap().unwrap();
+    assert_eq!(
+        (c.given, c.text_version.as_str(), c.witness.as_str()),
+        (false, "2026-06", "E1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minor_without_guardian_consent_is_refused_on_the_touchscreen() {
+    let mut h = start_with(false, VisionConfig::default(), |_, store| {
+        store
+            .set_age(
+                "A1",
+                "E1",
+                clockface::store::consent::Age {
+                    birth_year: Some(2015),
+                    is_minor: None,
+                },
+            )
+            .unwrap();
+    });
+    h.until("camera", |r| {
+        matches!(r, Report::Camera(CameraStatus::Live))
+    })
+    .await;
+    h.badge.send("A1A1".into()).unwrap();
+    h.until("admin", |r| {
+        matches!(r, Report::Screen(Screen::Admin { .. }))
+    })
+    .await;
+    h.ui.send(UiInput::Enrol("E1".into())).unwrap();
+    let seen = h
+        .until("the refusal", |r| {
+            matches!(r, Report::Screen(Screen::EnrolDone { .. }))
+        })
+        .await;
+    assert!(
+        matches!(seen.last(), Some(Report::Screen(Screen::EnrolDone { enrolled: false, code, .. })) if code == "guardian_required"),
+        "{seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|r| matches!(r, Report::Screen(Screen::Consent { .. }))),
+        "the consent text is not even shown"
+    );
+    let (_, _, _dir) = h.finish_keep().await;
 }

@@ -1,6 +1,7 @@
 //! The check-in state machine, driven with plain values and simulated time.
 
 use clockface::base::config::{DirectionPolicy, PolicyConfig};
+use clockface::base::protocol::ConsentScope;
 use clockface::kiosk::events::*;
 use clockface::kiosk::machine::Machine;
 use clockface::store::record::{Direction, Method, Outcome};
@@ -16,6 +17,8 @@ fn person(id: &str, face: bool, pin: bool) -> Person {
         active: true,
         face_enrolled: face,
         has_pin: pin,
+        notice: None,
+        guardian_required: false,
     }
 }
 
@@ -461,12 +464,19 @@ fn admin_enrols_with_consent_and_declining_stores_nothing() {
     assert!(
         matches!(out.last(), Some(Effect::Show(Screen::Consent { text_version, .. })) if text_version == "2026-01")
     );
-    let out = m.step(Event::Consent { given: false }, at(2));
+    let out = m.step(
+        Event::Consent {
+            given: false,
+            scope: ConsentScope::Device,
+        },
+        at(2),
+    );
     assert_eq!(
         out[0],
         Effect::RecordConsent {
             employee: "E7".into(),
             given: false,
+            scope: ConsentScope::Device,
             text_version: "2026-01".into(),
             witness: "A1".into()
         }
@@ -483,7 +493,13 @@ fn admin_enrols_with_consent_and_declining_stores_nothing() {
         Event::Admin(AdminCmd::Enrol(person("E7", false, true))),
         at(12),
     );
-    let mut out = m.step(Event::Consent { given: true }, at(13));
+    let mut out = m.step(
+        Event::Consent {
+            given: true,
+            scope: ConsentScope::Device,
+        },
+        at(13),
+    );
     for (k, j) in [0.0f32, 0.0, 0.8, 1.6].iter().enumerate() {
         let mut e = obs(0.05, 0.0, *j);
         if let Event::Face(f) = &mut e {
@@ -521,7 +537,13 @@ fn enrolment_restarts_when_a_different_face_appears() {
         Event::Admin(AdminCmd::Enrol(person("E7", false, true))),
         at(1),
     );
-    let mut out = m.step(Event::Consent { given: true }, at(2));
+    let mut out = m.step(
+        Event::Consent {
+            given: true,
+            scope: ConsentScope::Device,
+        },
+        at(2),
+    );
     let frames = [
         (0.0, [1.0, 0.0]),
         (0.8, [1.0, 0.05]),

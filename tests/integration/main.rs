@@ -2,7 +2,7 @@
 //! ONNX Runtime, SQLite, the HTTP stack), so one test binary instead of sixteen keeps a debug
 //! build to a fraction of the disk and link time.
 //!
-//! Each module is one area: `store`, `chain`, `crash`, `bad_input`, `roster`, `enroll`, `vision`,
+//! Each module is one area: `store`, `chain`, `crash`, `bad_input`, `roster`, `consent`, `enroll`, `vision`,
 //! `vision_cli`, `machine`, `kiosk`, `run`, `privacy`, `sync`, `hub_api`, `ui`, `units`, `ota`.
 //! `common` has the shared helpers (temporary stores, the binary, the loopback hub and the
 //! fault-injecting proxy in `common::net`).
@@ -11,6 +11,7 @@ mod common;
 
 mod bad_input;
 mod chain;
+mod consent;
 mod crash;
 mod enroll;
 mod hub_api;

@@ -105,6 +105,7 @@ fn proven_pairing(sk: &SigningKey, code: String, name: &str) -> PairRequest {
         public_key,
         name: name.into(),
         proof: Some(proof),
+        data_region: String::new(),
     }
 }
 

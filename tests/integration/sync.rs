@@ -7,12 +7,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use clockface::base::config::Config;
-use clockface::base::protocol::{Roster, RosterConsent, RosterEmployee, RosterTemplate};
+use clockface::base::protocol::{
+    ConsentScope, Roster, RosterConsent, RosterEmployee, RosterTemplate,
+};
 use clockface::hub::db::Chain;
 use clockface::store::Store;
 use clockface::store::sync::OutboxChain;
 use clockface::sync::{RoundReport, SyncError, Syncer};
-use common::net::{Fault, FaultProxy, TestCa, TestHub};
+use common::net::{Fault, FaultProxy, TestCa, TestHub, block};
 
 fn config(url: &str) -> Config {
     let mut c = Config::default();
@@ -20,14 +22,6 @@ fn config(url: &str) -> Config {
     c.sync.timeout_seconds = 2;
     c.sync.batch_size = 100;
     c
-}
-
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 fn pair(store: &mut Store, cfg: &Config, hub: &TestHub) {
@@ -473,17 +467,25 @@ fn roster_download_applies_changes_and_deletion_wipes_templates() {
         consent: Some(RosterConsent {
             given,
             text_version: "2026-01".into(),
+            scope: ConsentScope::Site,
         }),
-        templates: vec![
-            RosterTemplate {
-                model: model.into(),
-                embedding: b64(t),
-            },
-            RosterTemplate {
-                model: "some-other-model".into(),
-                embedding: b64(&t[..16]),
-            },
-        ],
+        // A withdrawal carries no templates: the hub keeps them only under a site consent.
+        templates: if given {
+            vec![
+                RosterTemplate {
+                    model: model.into(),
+                    embedding: b64(t),
+                },
+                RosterTemplate {
+                    model: "some-other-model".into(),
+                    embedding: b64(&t[..16]),
+                },
+            ]
+        } else {
+            vec![]
+        },
+        birth_year: None,
+        is_minor: None,
         sites: vec![],
     };
     hub.db()
@@ -575,6 +577,8 @@ fn an_invalid_roster_changes_nothing() {
         badges: vec!["0A0B".into()],
         consent: None,
         templates: vec![],
+        birth_year: None,
+        is_minor: None,
         sites: vec![],
     };
     let mut bad = good.clone();

@@ -5,6 +5,7 @@
 use crate::common;
 
 use clockface::base::config::Language;
+use clockface::base::protocol::ConsentScope;
 use clockface::kiosk::runner::UiInput;
 use clockface::ui::controller::Command;
 use clockface::ui::gallery::{SIZES, scenarios};
@@ -160,7 +161,33 @@ fn key_text_is_on_the_screens_in_each_language() {
             "未录入人脸：请输入 PIN 码",
         ),
         ("admin-sync", Language::SimplifiedChinese, "待同步打卡记录"),
-        ("consent", Language::English, "I agree"),
+        (
+            "consent",
+            Language::English,
+            "I agree: every door of the site",
+        ),
+        (
+            "consent",
+            Language::SimplifiedChinese,
+            "我同意：本园区所有门",
+        ),
+        ("notice", Language::English, "I agree to the new version"),
+        ("notice", Language::SimplifiedChinese, "我同意新版本"),
+        (
+            "notice-expired",
+            Language::English,
+            "Consent text version 2026-06. Your earlier consent has run out: without an answer, use your PIN.",
+        ),
+        (
+            "pin-consent-declined",
+            Language::SimplifiedChinese,
+            "已拒绝授权，人脸数据已删除：请输入 PIN 码",
+        ),
+        (
+            "enrol-guardian-required",
+            Language::English,
+            "Not enrolled: this person is a minor, and a parent's or guardian's consent must be recorded first. Badge and PIN work meanwhile.",
+        ),
     ] {
         let mut st = find(name);
         st.language = lang;
@@ -170,6 +197,22 @@ fn key_text_is_on_the_screens_in_each_language() {
             t.iter().any(|s| s == want),
             "{name} {lang:?}: {want:?} not in {t:?}"
         );
+    }
+}
+
+#[test]
+fn the_site_scope_is_offered_only_where_the_policy_allows_it() {
+    let find = |name: &str| scenarios().into_iter().find(|(n, _)| *n == name).unwrap().1;
+    for (name, offered) in [("consent", true), ("consent-device-only", false)] {
+        for lang in [Language::English, Language::SimplifiedChinese] {
+            let mut st = find(name);
+            st.language = lang;
+            let t = texts(&Headless::new(800, 480, st, None).unwrap());
+            let site = t
+                .iter()
+                .any(|s| s == "I agree: every door of the site" || s == "我同意：本园区所有门");
+            assert_eq!(site, offered, "{name} {lang:?}: {t:?}");
+        }
     }
 }
 
@@ -313,8 +356,8 @@ fn consent_buttons_answer_the_core() {
     assert_eq!(
         h.commands.borrow().as_slice(),
         &[
-            Command::Kiosk(UiInput::Consent(false)),
-            Command::Kiosk(UiInput::Consent(true))
+            Command::Kiosk(UiInput::Consent(false, ConsentScope::Device)),
+            Command::Kiosk(UiInput::Consent(true, ConsentScope::Device))
         ]
     );
 }

@@ -17,5 +17,5 @@ pub(crate) mod vision;
 
 pub use check::{check_str, merge_tables};
 pub use sections::*;
-pub use validate::check_url;
+pub use validate::{check_region, check_url};
 pub use vision::{EmbedderKind, VisionConfig, default_models_dir, default_onnxruntime, dev_cache};

@@ -40,6 +40,18 @@ pub struct Config {
     pub log: LogConfig,
     /// The health endpoint for monitoring and the update check.
     pub health: HealthConfig,
+    /// Where this kiosk's data may live.
+    pub privacy: PrivacyConfig,
+}
+
+/// `[privacy]`: the data-residency label this kiosk was provisioned with.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// Region whose backend may hold this kiosk's data ("eu-west", "cn-north"), sent when
+    /// pairing: a hub labelled with another region refuses the kiosk unless it allows
+    /// cross-region storage. 0–32 characters of `a-z 0-9 - _ .`; "" names no region. Default "".
+    pub data_region: String,
 }
 
 /// `[health]`: `GET /health` for fleet monitoring and the boot check that keeps or rolls back
@@ -228,6 +240,21 @@ pub struct PolicyConfig {
     pub consent_text_version: String,
     /// Good frames captured per enrolment (each stored as one encrypted template). 3–5. Default 3.
     pub enrol_frames: u32,
+    /// What changed since the previous consent text, shown once with a new version at each
+    /// enrolled person's next check-in. Up to 500 characters. Default "".
+    pub consent_change_summary: String,
+    /// Days face check-in goes on under an older consent version after this kiosk first saw
+    /// the new one; past it, the person's face is not used until they accept. 0–365.
+    /// Default 30.
+    pub consent_grace_days: u32,
+    /// Whether a person may consent to scope "site": their template goes to the backend and
+    /// every kiosk of this site. When false, only "device" (this kiosk alone). Default true.
+    pub site_scope_allowed: bool,
+    /// Age under which a person is a minor here, whose face enrolment needs a recorded
+    /// guardian consent (PIPL art. 31 sets 14; GDPR art. 8 lets states choose 13–16). With
+    /// only a birth year known, anyone who may still be under it counts as a minor. 1–21.
+    /// Default 14.
+    pub minor_age: u32,
 }
 
 /// How check-in direction is decided.
@@ -258,6 +285,10 @@ impl Default for PolicyConfig {
             verdict_seconds: 3,
             consent_text_version: "2026-01".into(),
             enrol_frames: 3,
+            consent_change_summary: String::new(),
+            consent_grace_days: 30,
+            site_scope_allowed: true,
+            minor_age: 14,
         }
     }
 }

@@ -70,6 +70,8 @@ impl Config {
             ("policy.pin_seconds", p.pin_seconds, 5, 60),
             ("policy.verdict_seconds", p.verdict_seconds, 1, 15),
             ("policy.enrol_frames", p.enrol_frames, 3, 5),
+            ("policy.consent_grace_days", p.consent_grace_days, 0, 365),
+            ("policy.minor_age", p.minor_age, 1, 21),
             (
                 "policy.anti_passback_minutes",
                 p.anti_passback_minutes,
@@ -126,6 +128,18 @@ impl Config {
                 "policy.consent_text_version",
                 "allowed: 1 to 32 characters".into(),
             );
+        }
+        if let Some(why) = crate::base::text::unprintable(&p.consent_change_summary) {
+            bad("policy.consent_change_summary", why);
+        }
+        if p.consent_change_summary.chars().count() > 500 {
+            bad(
+                "policy.consent_change_summary",
+                "allowed: up to 500 characters".into(),
+            );
+        }
+        if let Err(why) = check_region(&self.privacy.data_region) {
+            bad("privacy.data_region", why);
         }
         let pins = [
             ("gpio.relay_pin", Some(self.gpio.relay_pin)),
@@ -196,5 +210,21 @@ fn is_loopback(u: &Url) -> bool {
         Some(url::Host::Ipv6(a)) => a.is_loopback(),
         Some(url::Host::Domain(d)) => d == "localhost",
         None => false,
+    }
+}
+
+/// A data-region label: 0–32 characters of lower-case letters, digits, `-`, `_` and `.`, so
+/// that comparing two labels never depends on case or spelling tricks.
+pub fn check_region(region: &str) -> std::result::Result<(), String> {
+    let ok = region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{region:?} is not a region label; allowed: up to 32 of a-z 0-9 - _ ."
+        ))
     }
 }

@@ -46,6 +46,7 @@ pub(super) fn options(dir: &Path) -> StoreOptions {
         data_dir: dir.to_owned(),
         max_size_mb: 0,
         policy_version: 1,
+        minor_age: 14,
         read_only: false,
     }
 }

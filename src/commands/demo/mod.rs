@@ -267,7 +267,10 @@ fn run_with_window(
                     "{name} {} the consent text",
                     if consent { "accepts" } else { "declines" }
                 ));
-                s.ui(UiInput::Consent(consent));
+                s.ui(UiInput::Consent(
+                    consent,
+                    crate::base::protocol::ConsentScope::Device,
+                ));
                 s.until(40, "the end of enrolment", |r| {
                     matches!(r, Report::Screen(Screen::EnrolDone { .. }))
                 })

@@ -165,8 +165,15 @@ impl Script<'_> {
                         )
                     }
                     Screen::Admin { name, .. } => format!("screen: admin mode ({name})"),
-                    Screen::Consent { name, text_version } => {
+                    Screen::Consent {
+                        name, text_version, ..
+                    } => {
                         format!("screen: consent text v{text_version} for {name}")
+                    }
+                    Screen::Notice {
+                        name, text_version, ..
+                    } => {
+                        format!("screen: new consent notice v{text_version} for {name}")
                     }
                     Screen::Enrolling {
                         name,

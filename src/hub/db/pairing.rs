@@ -19,6 +19,25 @@ pub struct Device {
     pub id: Uuid,
     /// Key its entries must be signed with.
     pub public_key: VerifyingKey,
+    /// The site it was paired for.
+    pub site: String,
+}
+
+/// A paired device as `clockface-hub devices` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeviceInfo {
+    /// Device id.
+    pub id: String,
+    /// Its configured name.
+    pub name: String,
+    /// Its site.
+    pub site: String,
+    /// The data region it was paired under ("" when neither it nor the hub named one).
+    pub data_region: String,
+    /// When it paired (Unix ms).
+    pub paired_ms: i64,
+    /// Its last authenticated request (Unix ms).
+    pub last_seen_ms: Option<i64>,
 }
 
 /// The alphabet of pairing codes: no 0/O or 1/I/L to misread on a screen.
@@ -82,6 +101,29 @@ impl HubDb {
         }
         crate::base::text::check_printable("name", &req.name)
             .map_err(|e| ApiFailure::bad_request(e.to_string()))?;
+        crate::base::config::check_region(&req.data_region)
+            .map_err(|e| ApiFailure::bad_request(format!("data_region: {e}")))?;
+        let ours = &self.privacy.data_region;
+        if !ours.is_empty()
+            && !req.data_region.is_empty()
+            && req.data_region != *ours
+            && !self.privacy.allow_cross_region
+        {
+            return Err(ApiFailure {
+                status: 403,
+                code: "region_mismatch",
+                message: format!(
+                    "this kiosk was provisioned for data region {:?} and this hub stores data in {ours:?}; \
+                     pair it with a hub of its region, or set [privacy] allow_cross_region = true",
+                    req.data_region
+                ),
+            });
+        }
+        let region = if req.data_region.is_empty() {
+            ours.clone()
+        } else {
+            req.data_region.clone()
+        };
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -170,15 +212,16 @@ impl HubDb {
         rand::rngs::OsRng.fill_bytes(&mut tok);
         let token = hex::encode(tok);
         tx.execute(
-            "INSERT INTO devices (id, public_key, token_sha256, name, site, paired_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (id) DO UPDATE SET public_key = ?2, token_sha256 = ?3, name = ?4, site = ?5, paired_ms = ?6",
-            params![req.device_id.to_string(), key.as_bytes().to_vec(), sha256(token.as_bytes()), req.name, site, now_ms],
+            "INSERT INTO devices (id, public_key, token_sha256, name, site, paired_ms, data_region) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (id) DO UPDATE SET public_key = ?2, token_sha256 = ?3, name = ?4, site = ?5, paired_ms = ?6, data_region = ?7",
+            params![req.device_id.to_string(), key.as_bytes().to_vec(), sha256(token.as_bytes()), req.name, site, now_ms, region],
         )?;
         tx.execute(
             "DELETE FROM unpaired WHERE device_id = ?1",
             [req.device_id.to_string()],
         )?;
-        let detail = serde_json::json!({ "site": site, "proof": proven }).to_string();
+        let detail =
+            serde_json::json!({ "site": site, "proof": proven, "data_region": region }).to_string();
         audit(&tx, now_ms, action, &req.device_id.to_string(), &detail)?;
         tx.execute(
             "UPDATE pairing_codes SET used_by = ?2 WHERE code_sha256 = ?1",
@@ -239,15 +282,15 @@ impl HubDb {
 
     /// The device a bearer token belongs to.
     pub fn device_by_token(&self, token: &str) -> Result<Option<Device>, ApiFailure> {
-        let row: Option<(String, Vec<u8>)> = self
+        let row: Option<(String, Vec<u8>, String)> = self
             .conn
             .query_row(
-                "SELECT id, public_key FROM devices WHERE token_sha256 = ?1",
+                "SELECT id, public_key, site FROM devices WHERE token_sha256 = ?1",
                 [sha256(token.as_bytes())],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let Some((id, key)) = row else {
+        let Some((id, key, site)) = row else {
             return Ok(None);
         };
         let id = Uuid::parse_str(&id).map_err(ApiFailure::internal)?;
@@ -255,7 +298,29 @@ impl HubDb {
             .try_into()
             .map_err(|_| ApiFailure::internal("stored key"))?;
         let public_key = VerifyingKey::from_bytes(&key).map_err(ApiFailure::internal)?;
-        Ok(Some(Device { id, public_key }))
+        Ok(Some(Device {
+            id,
+            public_key,
+            site,
+        }))
+    }
+
+    /// Every paired device, by site and name.
+    pub fn devices(&self) -> crate::base::error::Result<Vec<DeviceInfo>> {
+        let mut s = self.conn.prepare(
+            "SELECT id, name, site, data_region, paired_ms, last_seen_ms FROM devices ORDER BY site, name, id",
+        )?;
+        let rows = s.query_map([], |r| {
+            Ok(DeviceInfo {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                site: r.get(2)?,
+                data_region: r.get(3)?,
+                paired_ms: r.get(4)?,
+                last_seen_ms: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Notes that a device was seen (any authenticated request).

@@ -54,10 +54,11 @@ impl HubDb {
             "device",
             "site",
             "record_uuid",
+            "data_region",
         ])
         .map_err(csv_err)?;
         let mut stmt = self.conn.prepare(
-            "SELECT e.bytes, d.name, d.site, coalesce(emp.display_name, '')
+            "SELECT e.bytes, d.name, d.site, coalesce(emp.display_name, ''), d.data_region
              FROM entries e JOIN devices d ON d.id = e.device_id
              LEFT JOIN employees emp ON emp.id = e.employee_id
              WHERE e.chain = 'checkins' AND e.wall_ms >= ?1 AND e.wall_ms < ?2
@@ -84,6 +85,7 @@ impl HubDb {
                 &*csv_cell(&name),
                 &*csv_cell(&site),
                 &rec.uuid.to_string(),
+                &*csv_cell(&row.get::<_, String>(4)?),
             ])
             .map_err(csv_err)?;
             n += 1;

@@ -10,9 +10,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::base::protocol::{
-    PolicyDocument, Roster, RosterConsent, RosterEmployee, RosterTemplate,
-};
+use crate::base::protocol::{ConsentScope, PolicyDocument, Roster, RosterConsent, RosterEmployee};
 
 use super::{ApiFailure, HubDb};
 
@@ -49,7 +47,8 @@ impl HubDb {
         let mut deletions = Vec::new();
         let mut stmt = self.conn.prepare(
             "SELECT id, display_name, active, is_admin, consent_given, consent_version, deleted, sites,
-                    EXISTS (SELECT 1 FROM delivered WHERE device_id = ?1 AND employee_id = employees.id)
+                    EXISTS (SELECT 1 FROM delivered WHERE device_id = ?1 AND employee_id = employees.id),
+                    consent_scope, birth_year, is_minor
                FROM employees ORDER BY id",
         )?;
         let mut deliver = self
@@ -58,9 +57,6 @@ impl HubDb {
         let mut badges_q = self
             .conn
             .prepare("SELECT badge_id FROM badges WHERE employee_id = ?1 ORDER BY badge_id")?;
-        let mut templates_q = self
-            .conn
-            .prepare("SELECT model, embedding FROM templates WHERE employee_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([device.to_string()], |r| {
             Ok((
                 (
@@ -75,6 +71,11 @@ impl HubDb {
                     r.get::<_, String>(7)?,
                     r.get::<_, bool>(8)?,
                 ),
+                (
+                    r.get::<_, String>(9)?,
+                    r.get::<_, Option<u16>>(10)?,
+                    r.get::<_, Option<bool>>(11)?,
+                ),
             ))
         })?;
         for row in rows {
@@ -82,7 +83,9 @@ impl HubDb {
                 (id, display_name, active, is_admin),
                 (given, version_text),
                 (deleted, sites, held),
+                (scope, birth_year, is_minor),
             ) = row?;
+            let scope = ConsentScope::parse(&scope).unwrap_or_default();
             let here = sites.is_empty() || sites.split('\n').any(|s| s == site);
             if deleted || !here {
                 // Deleted, or no longer of this site: only a kiosk that was sent the person
@@ -99,16 +102,11 @@ impl HubDb {
             let consent = given.map(|given| RosterConsent {
                 given,
                 text_version: version_text.unwrap_or_default(),
+                scope,
             });
-            let templates = if given == Some(true) {
-                templates_q
-                    .query_map([&id], |r| {
-                        Ok(RosterTemplate {
-                            model: r.get(0)?,
-                            embedding: B64.encode(r.get::<_, Vec<u8>>(1)?),
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
+            // Templates travel only under a consent given for every door of the site.
+            let templates = if given == Some(true) && scope == ConsentScope::Site {
+                self.served_templates(&id, device)?
             } else {
                 Vec::new()
             };
@@ -120,6 +118,8 @@ impl HubDb {
                 badges,
                 consent,
                 templates,
+                birth_year,
+                is_minor,
                 sites: Vec::new(),
             });
         }
@@ -177,7 +177,26 @@ impl HubDb {
                     return Err(at("templates", "model and embedding are required".into()));
                 }
             }
+            if !e.templates.is_empty()
+                && !e
+                    .consent
+                    .as_ref()
+                    .is_some_and(|c| c.given && c.scope == ConsentScope::Site)
+            {
+                return Err(at(
+                    "templates",
+                    "templates are kept only with consent given for scope \"site\"".into(),
+                ));
+            }
+            if let Some(by) = e.birth_year
+                && !(1900..=2200).contains(&by)
+            {
+                return Err(at("birth_year", format!("{by} is not a birth year")));
+            }
         }
+        let key = self
+            .key()
+            .map_err(|e| crate::base::error::Error::invalid("template key", e.message))?;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -195,11 +214,15 @@ impl HubDb {
             }
         }
         for (e, badges) in list.iter().zip(&badges) {
+            // A consent the import does not state leaves the one kiosks reported in place.
             tx.execute(
-                "INSERT INTO employees (id, display_name, active, is_admin, consent_given, consent_version, deleted, sites)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)
+                "INSERT INTO employees (id, display_name, active, is_admin, consent_given, consent_version, deleted, sites, birth_year, is_minor, consent_scope)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, coalesce(?10, 'device'))
                  ON CONFLICT (id) DO UPDATE SET display_name = ?2, active = ?3, is_admin = ?4,
-                   consent_given = ?5, consent_version = ?6, deleted = 0, sites = ?7",
+                   consent_given = CASE WHEN ?11 THEN ?5 ELSE consent_given END,
+                   consent_version = CASE WHEN ?11 THEN ?6 ELSE consent_version END,
+                   consent_scope = coalesce(?10, consent_scope),
+                   deleted = 0, sites = ?7, birth_year = ?8, is_minor = ?9",
                 params![
                     e.id,
                     e.display_name,
@@ -207,7 +230,11 @@ impl HubDb {
                     e.is_admin,
                     e.consent.as_ref().map(|c| c.given),
                     e.consent.as_ref().map(|c| c.text_version.clone()),
-                    site_list(&e.sites)
+                    site_list(&e.sites),
+                    e.birth_year,
+                    e.is_minor,
+                    e.consent.as_ref().map(|c| c.scope.as_str()),
+                    e.consent.is_some(),
                 ],
             )?;
             tx.execute("DELETE FROM badges WHERE employee_id = ?1", [&e.id])?;
@@ -218,23 +245,32 @@ impl HubDb {
                     params![b.as_str(), e.id],
                 )?;
             }
-            let withdrawn = e.consent.as_ref().is_some_and(|c| !c.given);
-            if !e.templates.is_empty() || withdrawn {
-                tx.execute("DELETE FROM templates WHERE employee_id = ?1", [&e.id])?;
-            }
-            if !withdrawn {
+            let narrowed = e
+                .consent
+                .as_ref()
+                .is_some_and(|c| !c.given || c.scope != ConsentScope::Site);
+            if narrowed {
+                tx.execute(
+                    "DELETE FROM sealed_templates WHERE employee_id = ?1",
+                    [&e.id],
+                )?;
+            } else if !e.templates.is_empty() {
+                tx.execute(
+                    "DELETE FROM sealed_templates WHERE employee_id = ?1 AND origin_device IS NULL",
+                    [&e.id],
+                )?;
                 for t in &e.templates {
-                    let raw = B64.decode(t.embedding.as_bytes()).expect("checked above");
-                    tx.execute(
-                        "INSERT INTO templates (employee_id, model, embedding) VALUES (?1, ?2, ?3)",
-                        params![e.id, t.model, raw],
-                    )?;
+                    let raw = zeroize::Zeroizing::new(
+                        B64.decode(t.embedding.as_bytes()).expect("checked above"),
+                    );
+                    super::biometrics::insert_template(&tx, &key, &e.id, &t.model, &raw, None)?;
                 }
             }
             report.upserted += 1;
         }
         let version = bump(&tx, "roster_version")?;
         tx.commit()?;
+        self.wipe_wal();
         report.version = version;
         Ok(report)
     }
@@ -253,17 +289,37 @@ impl HubDb {
         tombstone(&tx, id)?;
         bump(&tx, "roster_version")?;
         tx.commit()?;
+        self.wipe_wal();
         Ok(true)
     }
 
-    /// The policy document, if one was set.
+    /// The policy document for every site, if one was set.
     pub fn policy(&self) -> Result<Option<PolicyDocument>, ApiFailure> {
-        let json: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'policy'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        self.policy_for("")
+    }
+
+    /// The policy document a kiosk of `site` applies: the site's own, else every site's.
+    pub fn policy_for(&self, site: &str) -> Result<Option<PolicyDocument>, ApiFailure> {
+        let own: Option<String> = if site.is_empty() {
+            None
+        } else {
+            self.conn
+                .query_row(
+                    "SELECT policy FROM site_policies WHERE site = ?1",
+                    [site],
+                    |r| r.get(0),
+                )
+                .optional()?
+        };
+        let json: Option<String> = match own {
+            Some(j) => Some(j),
+            None => self
+                .conn
+                .query_row("SELECT value FROM meta WHERE key = 'policy'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+        };
         let Some(json) = json else { return Ok(None) };
         let policy = serde_json::from_str(&json).map_err(ApiFailure::internal)?;
         Ok(Some(PolicyDocument {
@@ -272,11 +328,32 @@ impl HubDb {
         }))
     }
 
-    /// Sets the policy kiosks should apply; it must pass the same validation as a config file.
+    /// Sets the policy every site's kiosks should apply; it must pass the same validation as
+    /// a config file.
     pub fn set_policy(
         &mut self,
         policy: &crate::base::config::PolicyConfig,
     ) -> crate::base::error::Result<i64> {
+        self.set_site_policy(policy, None)
+    }
+
+    /// Sets the policy of one site (its minor age, consent scopes, ...), or of every site
+    /// without one of its own when `site` is `None`. Versions are shared by all sites, so a
+    /// kiosk's ETag changes whenever any policy does and it fetches its own again.
+    pub fn set_site_policy(
+        &mut self,
+        policy: &crate::base::config::PolicyConfig,
+        site: Option<&str>,
+    ) -> crate::base::error::Result<i64> {
+        if let Some(site) = site {
+            if site.trim().is_empty() || site.chars().count() > 128 {
+                return Err(crate::base::error::Error::invalid(
+                    "--site",
+                    "must be 1 to 128 characters",
+                ));
+            }
+            crate::base::text::check_printable("--site", site)?;
+        }
         let cfg = crate::base::config::Config {
             policy: policy.clone(),
             ..Default::default()
@@ -290,18 +367,26 @@ impl HubDb {
         // The version kiosks write into records is the hub's, so it only ever grows.
         let mut policy = policy.clone();
         policy.version = u32::try_from(v).unwrap_or(u32::MAX);
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('policy', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = ?1",
-            [serde_json::to_string(&policy).expect("policy serialises")],
-        )?;
+        let json = serde_json::to_string(&policy).expect("policy serialises");
+        match site {
+            Some(site) => tx.execute(
+                "INSERT INTO site_policies (site, policy) VALUES (?1, ?2)
+                 ON CONFLICT (site) DO UPDATE SET policy = ?2",
+                params![site, json],
+            )?,
+            None => tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('policy', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = ?1",
+                [json],
+            )?,
+        };
         tx.commit()?;
         Ok(v)
     }
 }
 
 /// Base64 of little-endian f32s, each finite.
-fn decode_embedding(b64: &str) -> Result<Vec<f32>, String> {
+pub(super) fn decode_embedding(b64: &str) -> Result<Vec<f32>, String> {
     let raw = B64
         .decode(b64.as_bytes())
         .map_err(|e| format!("embedding is not base64: {e}"))?;
@@ -322,16 +407,17 @@ fn decode_embedding(b64: &str) -> Result<Vec<f32>, String> {
 }
 
 fn tombstone(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM templates WHERE employee_id = ?1", [id])?;
+    tx.execute("DELETE FROM sealed_templates WHERE employee_id = ?1", [id])?;
     tx.execute("DELETE FROM badges WHERE employee_id = ?1", [id])?;
     tx.execute(
-        "UPDATE employees SET deleted = 1, active = 0, consent_given = NULL, consent_version = NULL WHERE id = ?1",
+        "UPDATE employees SET deleted = 1, active = 0, consent_given = NULL, consent_version = NULL,
+                consent_scope = 'device', birth_year = NULL, is_minor = NULL WHERE id = ?1",
         [id],
     )?;
     Ok(())
 }
 
-fn bump(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<i64> {
+pub(super) fn bump(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<i64> {
     tx.query_row(
         "INSERT INTO meta (key, value) VALUES (?1, '1')
          ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)

@@ -98,7 +98,7 @@ impl Machine {
                 {
                     return vec![]; // face-only: someone lingering is not a new attempt
                 }
-                let mut out = self.start_capture(
+                let mut out = self.begin_face(
                     now,
                     p,
                     Method::FaceOnly,

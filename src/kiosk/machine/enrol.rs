@@ -5,6 +5,7 @@
 
 use super::super::events::{Effect, FaceObs, Now, Person, Screen};
 use super::{ADMIN_TIMEOUT_MS, Machine, State};
+use crate::base::protocol::ConsentScope;
 use crate::vision::detect::Face;
 use crate::vision::quality::Guidance;
 
@@ -21,11 +22,28 @@ pub(super) struct Enrolment {
 }
 
 impl Machine {
-    /// The admin chose `person` to enrol: show the consent text first.
+    /// The admin chose `person` to enrol: show the consent text first. A minor without a
+    /// recorded guardian consent is refused here, before anything is asked or stored.
     pub(super) fn start_consent(&mut self, now: Now, admin: Person, person: Person) -> Vec<Effect> {
+        if person.guardian_required {
+            self.verdict(now);
+            return vec![
+                Effect::Audit {
+                    actor: admin.id.clone(),
+                    action: "enrolment_refused_guardian_required",
+                },
+                Effect::Show(Screen::EnrolDone {
+                    name: person.name.clone(),
+                    enrolled: false,
+                    message: "a minor's face enrolment needs a guardian's consent on record first; badge + PIN stays available".into(),
+                    code: "guardian_required".into(),
+                }),
+            ];
+        }
         let screen = Screen::Consent {
             name: person.name.clone(),
             text_version: self.policy.consent_text_version.clone(),
+            site_scope: self.policy.site_scope_allowed,
         };
         let audit = Effect::Audit {
             actor: admin.id.clone(),
@@ -39,25 +57,36 @@ impl Machine {
         vec![audit, Effect::Show(screen)]
     }
 
-    /// The person's consent answer: recorded either way; given, collection starts.
+    /// The person's consent answer: recorded either way; given, collection starts. A scope
+    /// the policy does not offer is narrowed to this kiosk.
     pub(super) fn on_consent(
         &mut self,
         now: Now,
         admin: Person,
         person: Person,
         given: bool,
+        scope: ConsentScope,
     ) -> Vec<Effect> {
+        let scope = if self.policy.site_scope_allowed {
+            scope
+        } else {
+            ConsentScope::Device
+        };
         let consent = Effect::RecordConsent {
             employee: person.id.clone(),
             given,
+            scope,
             text_version: self.policy.consent_text_version.clone(),
             witness: admin.id.clone(),
         };
         if !given || !self.face_available() {
-            let message = if given {
-                "face check-in is unavailable right now; consent recorded"
+            let (message, code) = if given {
+                (
+                    "face check-in is unavailable right now; consent recorded",
+                    "face_unavailable",
+                )
             } else {
-                "consent declined: badge + PIN stays available"
+                ("consent declined: badge + PIN stays available", "declined")
             };
             self.verdict(now);
             return vec![
@@ -66,6 +95,7 @@ impl Machine {
                     name: person.name.clone(),
                     enrolled: false,
                     message: message.into(),
+                    code: code.into(),
                 }),
             ];
         }
@@ -143,6 +173,7 @@ impl Machine {
                     name: person.name.clone(),
                     enrolled: true,
                     message: format!("{needed} face templates stored (encrypted); no image kept"),
+                    code: "enrolled".into(),
                 }),
                 Effect::Buzz(true),
             ];
@@ -175,6 +206,7 @@ impl Machine {
             name: person.name,
             enrolled: false,
             message: "enrolment timed out: no templates stored".into(),
+            code: "timeout".into(),
         })]
     }
 }

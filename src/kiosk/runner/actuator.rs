@@ -52,6 +52,14 @@ impl Actuator {
     }
 
     /// Carries out one step's effects in order; a failed record stops the rest of them.
+    /// The 1:N gallery again from the store, after templates came or went.
+    fn rebuild_gallery(&self, k: &Kiosk, say: &dyn Fn(Report)) {
+        match build_gallery(&k.store, self.model, self.dims, &k.config.policy) {
+            Ok(g) => replace(&self.gallery, g),
+            Err(e) => say(Report::Error(e.to_string())),
+        }
+    }
+
     pub fn execute(&mut self, k: &mut Kiosk, effects: Vec<Effect>, say: &dyn Fn(Report)) {
         let verdict = Duration::from_secs(k.config.policy.verdict_seconds as u64);
         for effect in effects {
@@ -110,14 +118,25 @@ impl Actuator {
                 Effect::RecordConsent {
                     employee,
                     given,
+                    scope,
                     text_version,
                     witness,
                 } => {
-                    if let Err(e) =
-                        k.store
-                            .record_consent(&employee, given, &text_version, &witness)
-                    {
+                    if let Err(e) = k.store.record_consent_scoped(
+                        &employee,
+                        given,
+                        scope,
+                        &text_version,
+                        &witness,
+                    ) {
                         say(Report::Error(e.to_string()));
+                    }
+                    if !given {
+                        self.rebuild_gallery(k, say);
+                    }
+                    // The backend, and through it the person's other doors, follow soon.
+                    if let Some(o) = &k.outbox {
+                        o.wake.notify_one();
                     }
                 }
                 Effect::StoreTemplates {
@@ -131,9 +150,9 @@ impl Actuator {
                             break;
                         }
                     }
-                    match build_gallery(&k.store, self.model, self.dims) {
-                        Ok(g) => replace(&self.gallery, g),
-                        Err(e) => say(Report::Error(e.to_string())),
+                    self.rebuild_gallery(k, say);
+                    if let Some(o) = &k.outbox {
+                        o.wake.notify_one();
                     }
                 }
                 Effect::Audit { actor, action } => {

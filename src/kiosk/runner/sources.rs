@@ -19,7 +19,7 @@ impl Runner {
         self.act.tapped_at = Some(Instant::now());
         self.span = tracing::info_span!("checkin", id = %uuid::Uuid::new_v4());
         let p = match self.k.store.employee_by_badge(&badge)? {
-            Some(e) => person(&self.k.store, &e.id, self.model)?,
+            Some(e) => person(&self.k.store, &e.id, self.model, &self.k.config.policy)?,
             None => None,
         };
         if let Some(p) = &p {
@@ -56,17 +56,19 @@ impl Runner {
                 }
                 None => None,
             },
-            UiInput::Enrol(id) => match person(&self.k.store, &id, self.model)? {
-                Some(p) => Some(Event::Admin(AdminCmd::Enrol(p))),
-                None => {
-                    self.say(Report::Error(format!(
-                        "enrolment: {id:?} is not on the roster"
-                    )));
-                    None
+            UiInput::Enrol(id) => {
+                match person(&self.k.store, &id, self.model, &self.k.config.policy)? {
+                    Some(p) => Some(Event::Admin(AdminCmd::Enrol(p))),
+                    None => {
+                        self.say(Report::Error(format!(
+                            "enrolment: {id:?} is not on the roster"
+                        )));
+                        None
+                    }
                 }
-            },
+            }
             UiInput::ExitAdmin => Some(Event::Admin(AdminCmd::Exit)),
-            UiInput::Consent(given) => Some(Event::Consent { given }),
+            UiInput::Consent(given, scope) => Some(Event::Consent { given, scope }),
             UiInput::AdminPin(digits) if self.machine.is_idle() => self.on_admin_pin(&digits)?,
             UiInput::AdminPin(_) => None,
             UiInput::SettingsChanged => {
@@ -80,10 +82,12 @@ impl Runner {
     pub(super) fn on_admin_pin(&mut self, digits: &str) -> Result<Option<Event>> {
         Ok(Some(Event::AdminPin(
             match self.k.store.check_admin_pin(digits)? {
-                AdminPinCheck::Ok(id) => match person(&self.k.store, &id, self.model)? {
-                    Some(p) => AdminPin::Accepted(p),
-                    None => return Ok(None),
-                },
+                AdminPinCheck::Ok(id) => {
+                    match person(&self.k.store, &id, self.model, &self.k.config.policy)? {
+                        Some(p) => AdminPin::Accepted(p),
+                        None => return Ok(None),
+                    }
+                }
                 AdminPinCheck::Wrong | AdminPinCheck::NoAdminPin => {
                     tracing::warn!("wrong admin PIN");
                     AdminPin::Wrong
@@ -112,7 +116,12 @@ impl Runner {
     /// The outbox applied a new roster or policy from the backend.
     pub(super) fn on_roster_changed(&mut self) -> Result<()> {
         self.reload_config()?;
-        let g = build_gallery(&self.k.store, self.model, self.act.dims)?;
+        let g = build_gallery(
+            &self.k.store,
+            self.model,
+            self.act.dims,
+            &self.k.config.policy,
+        )?;
         worker::replace(&self.act.gallery, g);
         tracing::info!("roster and policy reloaded from the store");
         Ok(())
@@ -124,7 +133,7 @@ impl Runner {
         let mut obs = done.obs;
         self.feed.prev_face = obs.face.clone();
         if let Some((id, score)) = done.identified
-            && let Some(p) = person(&self.k.store, &id, self.model)?
+            && let Some(p) = person(&self.k.store, &id, self.model, &self.k.config.policy)?
         {
             obs.identified = Some((p, score));
         }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::base::config::PolicyConfig;
 use crate::base::error::Result;
 use crate::base::frame::Frame;
 use crate::kiosk::events::{FaceObs, VisionRequest};
@@ -83,11 +84,18 @@ pub fn run(
 }
 
 /// The gallery of everyone with consent and templates of `model` (`dims` long).
-pub fn build_gallery(store: &Store, model: &str, dims: usize) -> Result<(Gallery, Vec<String>)> {
+pub fn build_gallery(
+    store: &Store,
+    model: &str,
+    dims: usize,
+    policy: &PolicyConfig,
+) -> Result<(Gallery, Vec<String>)> {
     let mut g = Gallery::new(dims);
     let mut owners = Vec::new();
     for (id, templates) in store.all_templates(model)? {
-        if store.consent(&id)?.is_some_and(|c| c.given) {
+        // Only faces whose consent is in force: given, and for the current notice or still
+        // within its grace period.
+        if store.consent_status(&id, policy)?.face_usable() {
             for t in templates.iter().filter(|t| t.vector.len() == dims) {
                 g.add(owners.len() as u32, &t.vector);
             }

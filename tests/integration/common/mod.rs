@@ -19,6 +19,7 @@ pub fn options(dir: &Path) -> StoreOptions {
         data_dir: dir.to_owned(),
         max_size_mb: 0,
         policy_version: 3,
+        minor_age: 14,
         read_only: false,
     }
 }
