@@ -905,6 +905,28 @@ fn hub_templates_are_sealed_rotatable_and_gone_when_the_employee_is() {
         .query_row("SELECT count(*) FROM sealed_templates", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 1, "nothing changed");
+    // Nor is a site consent taken where the site's policy offers "device" only.
+    let mut db = hub.db();
+    db.set_site_policy(
+        &PolicyConfig {
+            site_scope_allowed: false,
+            ..PolicyConfig::default()
+        },
+        Some("HQ"),
+    )
+    .unwrap();
+    let site = clockface::base::protocol::BiometricUpdate {
+        consent: Some(clockface::base::protocol::RosterConsent {
+            given: true,
+            text_version: "v1".into(),
+            scope: ConsentScope::Site,
+        }),
+        ..bad.clone()
+    };
+    let ack = db
+        .biometric_update(&uuid::Uuid::nil(), "HQ", &site)
+        .unwrap();
+    assert!(ack.refused.contains("site_scope_allowed"), "{ack:?}");
     // Deleted: the sealed bytes are gone from the file too.
     let sealed: Vec<u8> = rusqlite::Connection::open(&hub.db)
         .unwrap()

@@ -87,3 +87,57 @@ fn the_image_units_verify_cleanly() {
         assert_verifies(unit, &path);
     }
 }
+
+/// The system calls a `SystemCallFilter=` item names, groups expanded by systemd itself.
+fn syscalls(item: &str, out: &mut std::collections::BTreeSet<String>) {
+    if !item.starts_with('@') {
+        out.insert(item.to_owned());
+        return;
+    }
+    let o = Command::new("systemd-analyze")
+        .args(["syscall-filter", item])
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    assert!(o.status.success(), "{item}");
+    for line in String::from_utf8_lossy(&o.stdout).lines().skip(1) {
+        let l = line.trim();
+        if !l.is_empty() && !l.starts_with('#') {
+            syscalls(l, out);
+        }
+    }
+}
+
+#[test]
+fn the_kiosk_unit_lets_it_read_the_clock_sync_flag_it_signs_into_every_entry() {
+    // `base::clock` reads the NTP-synchronised flag with adjtimex(2) (glibc uses clock_adjtime
+    // on arm64) for every record and audit entry; a filter that blocks it kills the kiosk with
+    // SIGSYS at its first entry, which the QEMU boot test saw once a start-up audit existed.
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(top.join("systemd/clockface.service")).unwrap();
+    assert!(
+        !unit.lines().any(|l| l.trim() == "ProtectClock=yes"),
+        "ProtectClock=yes blocks adjtimex even for reading"
+    );
+    let (mut allowed, mut denied) = (Default::default(), Default::default());
+    for line in unit.lines() {
+        let Some(v) = line.trim().strip_prefix("SystemCallFilter=") else {
+            continue;
+        };
+        let (set, items) = match v.strip_prefix('~') {
+            Some(rest) => (&mut denied, rest),
+            None => (&mut allowed, v),
+        };
+        for item in items.split_whitespace() {
+            syscalls(item, set);
+        }
+    }
+    for call in ["adjtimex", "clock_adjtime"] {
+        assert!(
+            allowed.contains(call) && !denied.contains(call),
+            "{call} is not allowed by systemd/clockface.service"
+        );
+    }
+    // And the clock still cannot be set.
+    assert!(!allowed.contains("clock_settime") && !allowed.contains("settimeofday"));
+    assert!(unit.contains("CapabilityBoundingSet=\n"));
+}

@@ -290,6 +290,14 @@ impl HubDb {
         {
             bad!("consent.text_version must be 1 to 32 characters");
         }
+        if keep
+            && let Some(doc) = self.policy_for(site)?
+            && !doc.policy.site_scope_allowed
+        {
+            bad!(
+                "site {site:?} does not allow consent of scope \"site\" (its policy's site_scope_allowed is false)"
+            );
+        }
         if !keep && !u.templates.is_empty() {
             bad!("templates may only be sent with consent given for scope \"site\"");
         }
