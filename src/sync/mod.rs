@@ -9,6 +9,7 @@
 //! exponential backoff and jitter between failed rounds. It owns no state of its own: all of
 //! it is in the store, so a restart resumes where it stopped.
 
+mod biometrics;
 pub(crate) mod client;
 pub mod pairing;
 
@@ -208,46 +209,6 @@ impl Syncer {
             store.pseudonymise_departed()?;
         }
         Ok(rep)
-    }
-
-    /// Tells the backend of every queued consent decision and enrolment. A person the backend
-    /// refuses to take (not on its roster, say) is logged and not retried; a backend without
-    /// the endpoint (older than protocol 1.2) leaves the queue for a later one.
-    async fn push_biometrics(&self, store: &mut Store) -> Result<u64, SyncError> {
-        let mut sent = 0u64;
-        let queued = store.biometric_outbox(10_000)?;
-        for (id, stamp) in queued {
-            let update = store.biometric_update(&id, &self.model)?;
-            match self.client.biometrics(&update).await {
-                Ok(ack) if !ack.refused.is_empty() => {
-                    tracing::error!(reason = %ack.refused, "the backend refused a consent update; not retried");
-                }
-                Ok(_) => {}
-                Err(SyncError::Status { status: 404, .. }) => {
-                    tracing::warn!(
-                        "the backend does not take consent updates (protocol before 1.2); templates stay on this kiosk"
-                    );
-                    return Ok(sent);
-                }
-                Err(SyncError::Status {
-                    status: 400 | 422,
-                    message,
-                    ..
-                }) => {
-                    tracing::error!(reason = %message, "the backend refused a consent update; not retried");
-                }
-                Err(e) => return Err(e),
-            }
-            store.biometric_sent(&id, stamp)?;
-            sent += 1;
-        }
-        if sent > 0 {
-            tracing::info!(
-                people = sent,
-                "consent and enrolment changes sent to the backend"
-            );
-        }
-        Ok(sent)
     }
 
     /// Uploads `chain`'s outbox batch by batch until it is empty. Returns (acknowledged,
