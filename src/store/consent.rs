@@ -490,6 +490,26 @@ impl Store {
         })
     }
 
+    /// Everyone whose face may be used now under `policy` (consent given, for the current
+    /// notice or within its grace period), in one query: what the 1:N gallery is built from.
+    pub fn face_usable_ids(
+        &self,
+        policy: &PolicyConfig,
+    ) -> Result<std::collections::HashSet<String>> {
+        let now = self.clock().wall_ms();
+        let since = self
+            .consent_version_since(&policy.consent_text_version)?
+            .unwrap_or(now);
+        let in_grace = now < since.saturating_add(policy.consent_grace_days as i64 * 86_400_000);
+        let mut s = self.conn().prepare(
+            "SELECT c.employee_id FROM consents c
+              WHERE c.id = (SELECT max(id) FROM consents WHERE employee_id = c.employee_id)
+                AND c.given = 1 AND (c.text_version = ?1 OR ?2)",
+        )?;
+        let rows = s.query_map(params![policy.consent_text_version, in_grace], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// People whose biometric state the backend has not heard of yet, oldest change first.
     pub fn biometric_outbox(&self, limit: usize) -> Result<Vec<(String, i64)>> {
         let mut s = self.conn().prepare(

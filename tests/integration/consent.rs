@@ -478,7 +478,14 @@ fn a_consent_version_bump_is_due_and_a_decline_wipes_the_templates_from_the_file
     let since = store.note_consent_version("2026-06").unwrap();
     let s = store.consent_status("E1", &policy).unwrap();
     assert!(s.notice_due && s.within_grace && s.face_usable());
+    // The 1:N gallery is built from the same rule, in one query.
+    assert!(store.face_usable_ids(&policy).unwrap().contains("E1"));
     clock.advance(std::time::Duration::from_secs(8 * 86_400));
+    assert!(store.face_usable_ids(&policy).unwrap().is_empty());
+    assert!(
+        store.face_usable_ids(&same).unwrap().contains("E1"),
+        "the old notice still holds it"
+    );
     assert_eq!(store.note_consent_version("2026-06").unwrap(), since);
     let s = store.consent_status("E1", &policy).unwrap();
     assert!(

@@ -92,10 +92,11 @@ pub fn build_gallery(
 ) -> Result<(Gallery, Vec<String>)> {
     let mut g = Gallery::new(dims);
     let mut owners = Vec::new();
+    // Only faces whose consent is in force: given, and for the current notice or still
+    // within its grace period.
+    let usable = store.face_usable_ids(policy)?;
     for (id, templates) in store.all_templates(model)? {
-        // Only faces whose consent is in force: given, and for the current notice or still
-        // within its grace period.
-        if store.consent_status(&id, policy)?.face_usable() {
+        if usable.contains(&id) {
             for t in templates.iter().filter(|t| t.vector.len() == dims) {
                 g.add(owners.len() as u32, &t.vector);
             }
