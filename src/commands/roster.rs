@@ -284,9 +284,7 @@ pub fn roster_add(
             .read_line(&mut line)
             .map_err(|e| Error::io("stdin", e))?;
         let pin = line.trim().to_owned();
-        if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::invalid("PIN", "must be 4 to 12 digits"));
-        }
+        crate::store::roster::check_pin_format(&pin)?;
         Some(pin)
     } else {
         None

@@ -482,23 +482,13 @@ impl Machine {
         if p.face_enrolled && self.face_available() {
             return self.begin_face(now, p, Method::BadgeFace, 0);
         }
-        if p.has_pin {
-            let (why, code) = if !p.face_enrolled {
-                ("no face enrolment", "no_face_enrolment")
-            } else if !self.face_ready {
-                ("face check-in unavailable", "face_unavailable")
-            } else {
-                ("camera unavailable", "camera_unavailable")
-            };
-            return self.ask_pin(now, p, why, code);
-        }
-        self.reject(
-            now,
-            Some(&p),
-            Method::BadgePin,
-            "no_method",
-            "no face enrolment and no PIN: see your administrator".into(),
-            (None, None),
-        )
+        let (why, code) = if !p.face_enrolled {
+            ("no face enrolment", "no_face_enrolment")
+        } else if !self.face_ready {
+            ("face check-in unavailable", "face_unavailable")
+        } else {
+            ("camera unavailable", "camera_unavailable")
+        };
+        self.without_face(now, p, why, code)
     }
 }

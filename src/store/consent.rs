@@ -46,6 +46,17 @@ pub struct Age {
 }
 
 impl Age {
+    /// Checks the birth year: from 1900 to `year`, the current one. Every place an age enters
+    /// (`roster add`, a roster download, the hub's import) applies this one rule.
+    pub fn check(&self, year: i32) -> std::result::Result<(), String> {
+        match self.birth_year {
+            Some(by) if !(1900..=year).contains(&(by as i32)) => {
+                Err(format!("{by} is not a birth year; allowed: 1900 to {year}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether this person is a minor under `minor_age` in `year`. The flag decides when it
     /// is given. With only a birth year, anyone who may not have had their `minor_age`-th
     /// birthday yet counts as a minor (born in 2012, in 2026, with 14: maybe 13, so a minor).
@@ -273,15 +284,8 @@ impl Store {
     /// the audit entry).
     pub fn set_age(&mut self, actor: &str, employee_id: &str, age: Age) -> Result<()> {
         self.require_employee(employee_id)?;
-        let year = self.current_year();
-        if let Some(by) = age.birth_year
-            && !(1900..=year).contains(&(by as i32))
-        {
-            return Err(Error::invalid(
-                "birth year",
-                format!("{by} is not a birth year; allowed: 1900 to {year}"),
-            ));
-        }
+        age.check(self.current_year())
+            .map_err(|why| Error::invalid("birth year", why))?;
         let mut audit = NewAudit::new(actor, "age_set", employee_id);
         audit.detail = serde_json::json!({
             "birth_year_known": age.birth_year.is_some(),
@@ -577,12 +581,18 @@ impl Store {
         Ok(())
     }
 
-    fn current_year(&self) -> i32 {
-        use chrono::Datelike;
-        chrono::DateTime::from_timestamp_millis(self.clock().wall_ms())
-            .unwrap_or_default()
-            .year()
+    /// The calendar year (UTC) by this store's clock.
+    pub(crate) fn current_year(&self) -> i32 {
+        year_of(self.clock().wall_ms())
     }
+}
+
+/// The calendar year (UTC) of a wall time in Unix ms.
+pub fn year_of(wall_ms: i64) -> i32 {
+    use chrono::Datelike;
+    chrono::DateTime::from_timestamp_millis(wall_ms)
+        .unwrap_or_default()
+        .year()
 }
 
 fn consent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Consent> {

@@ -82,6 +82,14 @@ pub enum AdminPinCheck {
     NoAdminPin,
 }
 
+/// The PIN rule, for callers that check input before they write anything: 4 to 12 digits.
+pub fn check_pin_format(pin: &str) -> Result<()> {
+    if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid("PIN", "must be 4 to 12 digits"));
+    }
+    Ok(())
+}
+
 pub(crate) fn template_aad(employee_id: &str, model: &str) -> Vec<u8> {
     format!("clockface template v1|{employee_id}|{model}").into_bytes()
 }
@@ -209,9 +217,7 @@ impl Store {
 
     /// Sets an employee's PIN (4 to 12 digits), stored as an argon2id hash.
     pub fn set_pin(&mut self, actor: &str, employee_id: &str, pin: &str) -> Result<()> {
-        if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::invalid("PIN", "must be 4 to 12 digits"));
-        }
+        check_pin_format(pin)?;
         self.require_employee(employee_id)?;
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         let hash = Argon2::default()

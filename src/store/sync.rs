@@ -385,6 +385,7 @@ impl Store {
         model: &str,
     ) -> Result<RosterApplied> {
         // Check everything first, so a bad roster changes nothing.
+        let year = self.current_year();
         let mut decoded: Vec<Vec<Zeroizing<Vec<u8>>>> = Vec::with_capacity(roster.employees.len());
         let mut badges: Vec<Vec<BadgeId>> = Vec::with_capacity(roster.employees.len());
         for (i, e) in roster.employees.iter().enumerate() {
@@ -413,14 +414,12 @@ impl Store {
                     "text_version must be 1 to 32 characters",
                 ));
             }
-            if let Some(by) = e.birth_year
-                && !(1900..=2200).contains(&by)
-            {
-                return Err(Error::invalid(
-                    at("birth_year"),
-                    format!("{by} is not a birth year"),
-                ));
-            }
+            let age = super::consent::Age {
+                birth_year: e.birth_year,
+                is_minor: e.is_minor,
+            };
+            age.check(year)
+                .map_err(|why| Error::invalid(at("birth_year"), why))?;
             let mut ts = Vec::new();
             for t in &e.templates {
                 let raw = Zeroizing::new(B64.decode(t.embedding.as_bytes()).map_err(|err| {

@@ -526,6 +526,14 @@ fn pair(store: &mut Store, cfg: &Config, hub: &TestHub, site: &str) {
     block(clockface::sync::pair(store, cfg, &cfg.sync.url, &code)).expect("pairs");
 }
 
+/// A new kiosk store in `dir`, paired for `site` and through its first sync round.
+fn synced_kiosk(hub: &TestHub, cfg: &Config, dir: &Path, site: &str) -> Store {
+    let (mut k, _) = common::open(dir);
+    pair(&mut k, cfg, hub, site);
+    round(&mut k, cfg);
+    k
+}
+
 fn round(store: &mut Store, cfg: &Config) -> clockface::sync::RoundReport {
     let s = Syncer::for_store(store, cfg).unwrap().expect("paired");
     block(s.round(store)).expect("round")
@@ -585,12 +593,8 @@ fn site_scope_enrolment_reaches_the_other_door_and_a_withdrawal_wipes_it_everywh
     let cfg = sync_config(&hub.url);
     let model = cfg.vision.embedder.name();
     let dims = cfg.vision.embedder.dims();
-    let (mut a, _) = common::open(&da);
-    let (mut b, _) = common::open(&db_);
-    pair(&mut a, &cfg, &hub, "S1");
-    pair(&mut b, &cfg, &hub, "S1");
-    round(&mut a, &cfg);
-    round(&mut b, &cfg);
+    let mut a = synced_kiosk(&hub, &cfg, &da, "S1");
+    let mut b = synced_kiosk(&hub, &cfg, &db_, "S1");
 
     // At door A: E1 consents for every door of the site, E2 for this door only.
     let (t1, t2) = (unit(1, dims), unit(2, dims));
@@ -734,9 +738,7 @@ fn an_hr_export_is_minimised_to_the_allow_list_at_the_hub_and_the_kiosk() {
     );
     let dir = tmp.path().join("kiosk");
     let cfg = sync_config(&hub.url);
-    let (mut k, _) = common::open(&dir);
-    pair(&mut k, &cfg, &hub, "HQ");
-    round(&mut k, &cfg);
+    let k = synced_kiosk(&hub, &cfg, &dir, "HQ");
     assert_eq!(k.employee("E1").unwrap().unwrap().display_name, "Alex");
     assert_eq!(k.age("E1").unwrap().birth_year, Some(1990));
     let (hub_files, kiosk_files) = (hub_raw(&hub), common::raw_files(&dir));
@@ -874,9 +876,7 @@ fn hub_templates_are_sealed_rotatable_and_gone_when_the_employee_is() {
     // Still served, decrypted, to a kiosk (with the new key).
     let dir = tmp.path().join("k");
     let cfg = sync_config(&hub.url);
-    let (mut k, _) = common::open(&dir);
-    pair(&mut k, &cfg, &hub, "HQ");
-    round(&mut k, &cfg);
+    let k = synced_kiosk(&hub, &cfg, &dir, "HQ");
     assert_eq!(k.templates("E1").unwrap()[0].vector, v);
     // A template too imported without a site consent is refused, by name.
     let o = try_import(
@@ -969,12 +969,8 @@ fn the_age_threshold_is_set_per_site_by_the_backend() {
         .unwrap_err();
     assert!(err.to_string().contains("--site"), "{err}");
     let cfg = sync_config(&hub.url);
-    let (mut a, _) = common::open(&tmp.path().join("a"));
-    let (mut b, _) = common::open(&tmp.path().join("b"));
-    pair(&mut a, &cfg, &hub, "S1");
-    pair(&mut b, &cfg, &hub, "S2");
-    round(&mut a, &cfg);
-    round(&mut b, &cfg);
+    let a = synced_kiosk(&hub, &cfg, &tmp.path().join("a"), "S1");
+    let b = synced_kiosk(&hub, &cfg, &tmp.path().join("b"), "S2");
     assert_eq!((a.minor_age().unwrap(), b.minor_age().unwrap()), (16, 14));
     // Born 2011, in 2026: 14 or 15. A minor where the threshold is 16, not where it is 14.
     assert!(a.is_minor("T1").unwrap());

@@ -182,9 +182,11 @@ impl HubDb {
         Ok(self.template_key.borrow().key.clone())
     }
 
-    /// The templates a kiosk is served for one person: every template but its own, opened.
+    /// The templates a kiosk is served for one person: every template but its own, opened
+    /// with `key` (from [`HubDb::key`], read once per roster).
     pub(super) fn served_templates(
         &self,
+        key: &[u8; KEY_LEN],
         employee: &str,
         device: &Uuid,
     ) -> std::result::Result<Vec<RosterTemplate>, ApiFailure> {
@@ -199,12 +201,11 @@ impl HubDb {
                 r.get::<_, Vec<u8>>(2)?,
             ))
         })?;
-        let key = self.key()?;
         let mut out = Vec::new();
         for row in rows {
             let (id, model, sealed) = row?;
             let plain = keys::open(
-                &key,
+                key,
                 &sealed,
                 &aad(employee, &model),
                 &format!("hub template {id}"),

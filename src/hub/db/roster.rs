@@ -43,6 +43,7 @@ impl HubDb {
             )
             .optional()?
             .unwrap_or_default();
+        let key = self.key()?;
         let mut employees = Vec::new();
         let mut deletions = Vec::new();
         let mut stmt = self.conn.prepare(
@@ -106,7 +107,7 @@ impl HubDb {
             });
             // Templates travel only under a consent given for every door of the site.
             let templates = if given == Some(true) && scope == ConsentScope::Site {
-                self.served_templates(&id, device)?
+                self.served_templates(&key, &id, device)?
             } else {
                 Vec::new()
             };
@@ -137,6 +138,9 @@ impl HubDb {
         list: &[RosterEmployee],
         replace: bool,
     ) -> crate::base::error::Result<ImportReport> {
+        let year = crate::store::consent::year_of(crate::base::clock::Clock::wall_ms(
+            &crate::base::clock::SystemClock::new(),
+        ));
         let mut seen_badges = BTreeMap::new();
         let mut badges: Vec<Vec<BadgeId>> = Vec::with_capacity(list.len());
         for (i, e) in list.iter().enumerate() {
@@ -188,11 +192,11 @@ impl HubDb {
                     "templates are kept only with consent given for scope \"site\"".into(),
                 ));
             }
-            if let Some(by) = e.birth_year
-                && !(1900..=2200).contains(&by)
-            {
-                return Err(at("birth_year", format!("{by} is not a birth year")));
-            }
+            let age = crate::store::consent::Age {
+                birth_year: e.birth_year,
+                is_minor: e.is_minor,
+            };
+            age.check(year).map_err(|why| at("birth_year", why))?;
         }
         let key = self
             .key()

@@ -86,7 +86,8 @@ impl Machine {
         )
     }
 
-    /// Badge + PIN when the face may not be used: the PIN pad, or a refusal without a PIN.
+    /// Badge + PIN when the face may not be used (not enrolled, unavailable, a declined or
+    /// lapsed notice): the PIN pad, or a refusal without a PIN.
     pub(super) fn without_face(
         &mut self,
         now: Now,
@@ -102,7 +103,7 @@ impl Machine {
             Some(&person),
             Method::BadgePin,
             "no_method",
-            "no face check-in and no PIN: see your administrator".into(),
+            "no face enrolment and no PIN: see your administrator".into(),
             (None, None),
         )
     }

@@ -51,15 +51,20 @@ impl Actuator {
             .push((Instant::now() + Duration::from_millis(ms), pin, false));
     }
 
-    /// Carries out one step's effects in order; a failed record stops the rest of them.
-    /// The 1:N gallery again from the store, after templates came or went.
-    fn rebuild_gallery(&self, k: &Kiosk, say: &dyn Fn(Report)) {
+    /// After a consent decision or an enrolment: the 1:N gallery again from the store (whose
+    /// face may be used changed), and the outbox woken, so the backend and through it the
+    /// person's other doors follow soon.
+    fn biometrics_changed(&self, k: &Kiosk, say: &dyn Fn(Report)) {
         match build_gallery(&k.store, self.model, self.dims, &k.config.policy) {
             Ok(g) => replace(&self.gallery, g),
             Err(e) => say(Report::Error(e.to_string())),
         }
+        if let Some(o) = &k.outbox {
+            o.wake.notify_one();
+        }
     }
 
+    /// Carries out one step's effects in order; a failed record stops the rest of them.
     pub fn execute(&mut self, k: &mut Kiosk, effects: Vec<Effect>, say: &dyn Fn(Report)) {
         let verdict = Duration::from_secs(k.config.policy.verdict_seconds as u64);
         for effect in effects {
@@ -131,13 +136,7 @@ impl Actuator {
                     ) {
                         say(Report::Error(e.to_string()));
                     }
-                    if !given {
-                        self.rebuild_gallery(k, say);
-                    }
-                    // The backend, and through it the person's other doors, follow soon.
-                    if let Some(o) = &k.outbox {
-                        o.wake.notify_one();
-                    }
+                    self.biometrics_changed(k, say);
                 }
                 Effect::StoreTemplates {
                     employee,
@@ -150,10 +149,7 @@ impl Actuator {
                             break;
                         }
                     }
-                    self.rebuild_gallery(k, say);
-                    if let Some(o) = &k.outbox {
-                        o.wake.notify_one();
-                    }
+                    self.biometrics_changed(k, say);
                 }
                 Effect::Audit { actor, action } => {
                     if let Err(e) = k.store.audit(&NewAudit::new(&actor, action, "")) {
