@@ -8,6 +8,7 @@
 //! It must not know about cameras, models, the UI or the network.
 
 pub mod audit;
+pub(crate) mod biometrics;
 pub(crate) mod chain;
 pub(crate) mod codec;
 pub mod consent;

@@ -176,7 +176,7 @@ impl Store {
             let deleted = tx.execute("DELETE FROM employees WHERE id = ?1", [id])? > 0;
             if deleted && had_consent {
                 // The backend and the person's other doors forget their templates too.
-                super::consent::queue_biometric(tx, id, now)?;
+                super::biometrics::queue_biometric(tx, id, now)?;
             }
             Ok(deleted)
         })?;
@@ -384,7 +384,7 @@ impl Store {
                 "INSERT INTO templates (employee_id, model, dims, sealed, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![employee_id, model, vector.len() as i64, sealed, now],
             )?;
-            super::consent::queue_biometric(tx, employee_id, now)?;
+            super::biometrics::queue_biometric(tx, employee_id, now)?;
             Ok(tx.last_insert_rowid())
         })
     }
