@@ -33,6 +33,7 @@
 pub mod base;
 pub mod camera;
 pub mod commands;
+pub mod hr;
 pub mod hub;
 pub mod hw;
 pub mod kiosk;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use clockface::commands::context::ConfigSource;
 use clockface::commands::{
-    bench, config, demo, device, health, kiosk, provision, records, roster, store, ui, vision,
+    bench, config, demo, device, health, hr, kiosk, provision, records, roster, store, ui, vision,
 };
 
 /// Clockface face-attendance kiosk.
@@ -68,6 +68,12 @@ enum Cmd {
     Provision(provision::ProvisionArgs),
     /// Ask the running kiosk's health endpoint; exit 0 only when it is serving.
     Health(health::HealthArgs),
+    /// The ZK terminal protocol (TCP 4370) that HR tools pull punches with.
+    #[command(subcommand)]
+    Zk(hr::ZkCmd),
+    /// ADMS/iclock push of punches to an HR server.
+    #[command(subcommand)]
+    Adms(hr::AdmsCmd),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +102,8 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => a.run(&src, out),
         Cmd::Provision(a) => a.run(&src, out),
         Cmd::Health(a) => a.run(&src, out),
+        Cmd::Zk(a) => a.run(&src, out),
+        Cmd::Adms(a) => a.run(&src, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

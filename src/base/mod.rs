@@ -8,6 +8,7 @@
 //! - [`protocol`]: the sync wire types shared by the kiosk and the hub;
 //! - [`badge`]: the one normal form of a badge id;
 //! - [`text`]: control characters refused or escaped, CSV cells neutralised;
+//! - [`zone`]: the site's IANA time zone, for every local time people and integrations read;
 //! - `notify`: systemd's `sd_notify` (READY, WATCHDOG, STOPPING) for the kiosk and the hub.
 
 pub mod badge;
@@ -19,3 +20,4 @@ pub(crate) mod notify;
 pub mod problem;
 pub mod protocol;
 pub mod text;
+pub mod zone;

@@ -10,6 +10,7 @@
 //! - [`roster`]: `roster add`, `roster remove`, `roster consent`, `roster guardian-consent`;
 //! - [`records`]: `verify`, `export`, `purge`, `export-person`;
 //! - [`device`]: `device show`, `pair`, `sync`;
+//! - [`hr`]: `zk serve` and `adms push`, the HR-terminal protocols on their own;
 //! - [`store`]: `store reinit`, for a lost database;
 //! - [`config`]: `config check`;
 //! - [`provision`], [`health`]: the appliance's first boot and its health check;
@@ -24,6 +25,7 @@ pub mod context;
 pub mod demo;
 pub mod device;
 pub mod health;
+pub mod hr;
 pub mod kiosk;
 pub mod provision;
 pub mod records;

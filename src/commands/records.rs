@@ -184,9 +184,10 @@ pub fn export(
     {
         return Err(Error::invalid("--until", "must be later than --since"));
     }
+    let zone = crate::base::zone::SiteZone::from_config(&cfg.site.time_zone)?;
     let store = open(cfg, true)?;
     let pb = progress_bar(store.count_range(since_ms, until_ms)?, "exporting");
-    let n = store.export(since_ms, until_ms, format, out, &|n| {
+    let n = store.export(since_ms, until_ms, format, &zone, out, &|n| {
         if let Some(pb) = &pb {
             pb.set_position(n)
         }

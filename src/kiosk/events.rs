@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::base::protocol::ConsentScope;
-use crate::store::record::{Direction, NewRecord};
+use crate::store::record::{NewRecord, Punch};
 use crate::vision::detect::Face;
 use crate::vision::liveness::LivenessFrame;
 use crate::vision::quality::Guidance;
@@ -119,6 +119,13 @@ pub enum Event {
     },
     /// An admin PIN typed at the idle screen, as the runner checked it against every admin.
     AdminPin(AdminPin),
+    /// A punch-type button tapped at the idle screen (policy `direction = "ask"`).
+    ChoosePunch(Punch),
+    /// A ZK client disabled check-ins for `Some(seconds)`, or enabled them again (`None`).
+    Pause {
+        /// How long the pause may last.
+        seconds: Option<u32>,
+    },
 }
 
 /// What the screen shows; the UI renders it, the demo prints it.
@@ -129,6 +136,15 @@ pub enum Screen {
     Idle {
         /// Whether face check-in is available right now.
         face_available: bool,
+        /// The punch types the screen offers (empty unless the policy says "ask").
+        punches: Vec<Punch>,
+        /// The one picked, while the pick holds.
+        chosen: Option<Punch>,
+    },
+    /// Check-ins paused by an HR system reading the kiosk; back by itself.
+    Paused {
+        /// At most this many seconds more.
+        seconds: u32,
     },
     /// Capturing the face, with guidance.
     Capture {
@@ -159,8 +175,8 @@ pub enum Screen {
     Accepted {
         /// Who.
         name: String,
-        /// In, out or auto.
-        direction: Direction,
+        /// In, out, break, overtime or auto.
+        punch: Punch,
     },
     /// Refused, with the reason in plain words.
     Rejected {

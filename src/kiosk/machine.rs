@@ -9,7 +9,8 @@
 //! Flow: idle → (badge, PIN or — if policy allows — a face alone) → capture window with guidance
 //! and, when liveness evidence is weak, an active challenge → verdict → record → feedback → idle.
 //! The types it speaks are in [`super::events`]; enrolment with consent is in `enrol`, a new
-//! consent notice at the door in `notice`.
+//! consent notice at the door in `notice`, the punch-type pick and a ZK client's pause in
+//! `punch`.
 
 use std::collections::HashMap;
 
@@ -17,13 +18,14 @@ use super::events::{
     AdminCmd, AdminPin, Effect, Event, Now, Person, Screen, Thresholds, VisionRequest,
 };
 use crate::base::config::{DirectionPolicy, PolicyConfig};
-use crate::store::record::{Direction, Method, NewRecord, Outcome};
+use crate::store::record::{Method, NewRecord, Outcome, Punch};
 use crate::vision::detect::Face;
 use crate::vision::quality::{Challenge, LivenessFusion};
 
 mod capture;
 mod enrol;
 mod notice;
+mod punch;
 
 /// A face capture in progress for one person.
 #[derive(Debug, Clone)]
@@ -77,6 +79,10 @@ pub struct Machine {
     last_accepted: HashMap<String, u64>,
     camera_live: bool,
     face_ready: bool,
+    /// The punch type picked at the idle screen and until when (monotonic ms) it holds.
+    chosen: Option<(Punch, u64)>,
+    /// Check-ins paused by a ZK client until then (monotonic ms).
+    paused_until: Option<u64>,
 }
 
 const ADMIN_TIMEOUT_MS: u64 = 120_000;
@@ -93,6 +99,8 @@ impl Machine {
             last_accepted: HashMap::new(),
             camera_live: true,
             face_ready,
+            chosen: None,
+            paused_until: None,
         }
     }
 
@@ -141,16 +149,19 @@ impl Machine {
         matches!(self.state, State::Idle)
     }
 
-    fn direction(&self, now: Now) -> Direction {
+    fn punch(&self, now: Now) -> Punch {
+        if let Some(p) = self.chosen_punch(now) {
+            return p;
+        }
         match self.policy.direction {
-            DirectionPolicy::In => Direction::In,
-            DirectionPolicy::Out => Direction::Out,
-            DirectionPolicy::Auto => Direction::Auto,
-            DirectionPolicy::Schedule => {
+            DirectionPolicy::In => Punch::In,
+            DirectionPolicy::Out => Punch::Out,
+            DirectionPolicy::Auto => Punch::Auto,
+            DirectionPolicy::Schedule | DirectionPolicy::Ask => {
                 if now.minute_of_day >= self.policy.out_from_minute().unwrap_or(720) {
-                    Direction::Out
+                    Punch::Out
                 } else {
-                    Direction::In
+                    Punch::In
                 }
             }
         }
@@ -176,7 +187,7 @@ impl Machine {
             Effect::Record(NewRecord {
                 outcome: Outcome::Rejected,
                 employee_id: person.map(|p| p.id.clone()).unwrap_or_default(),
-                direction: self.direction(now),
+                punch: self.punch(now),
                 method,
                 reason: reason.into(),
                 liveness: scores.0,
@@ -200,14 +211,15 @@ impl Machine {
         liveness: Option<f32>,
         similarity: Option<f32>,
     ) -> Vec<Effect> {
-        let direction = self.direction(now);
+        let punch = self.punch(now);
+        self.chosen = None;
         self.last_accepted.insert(person.id.clone(), now.mono_ms);
         self.verdict(now);
         vec![
             Effect::Record(NewRecord {
                 outcome: Outcome::Accepted,
                 employee_id: person.id.clone(),
-                direction,
+                punch,
                 method,
                 reason: String::new(),
                 liveness,
@@ -215,7 +227,7 @@ impl Machine {
             }),
             Effect::Show(Screen::Accepted {
                 name: person.name.clone(),
-                direction,
+                punch,
             }),
             Effect::OpenDoor,
             Effect::Led(true),
@@ -241,6 +253,24 @@ impl Machine {
     pub fn step(&mut self, event: Event, now: Now) -> Vec<Effect> {
         if let Event::Camera { live } = event {
             return self.on_camera(now, live);
+        }
+        match event {
+            Event::Pause { seconds } => return self.on_pause(now, seconds),
+            Event::ChoosePunch(p) if matches!(self.state, State::Idle) => {
+                return self.on_choose(now, p);
+            }
+            Event::ChoosePunch(_) => return Vec::new(),
+            _ => {}
+        }
+        if matches!(self.state, State::Idle) && self.paused_until.is_some() {
+            if self.paused(now) {
+                // Paused: taps and faces are not check-ins; the screen says so.
+                return match event {
+                    Event::Tick => Vec::new(),
+                    _ => vec![Effect::Show(self.pause_or_idle(now))],
+                };
+            }
+            return vec![Effect::Show(self.idle_screen(now))];
         }
         let state = std::mem::replace(&mut self.state, State::Idle);
         match (state, event) {
@@ -288,9 +318,7 @@ impl Machine {
                 (None, None),
             ),
             (State::Verdict { until }, Event::Tick) if now.mono_ms >= until => {
-                vec![Effect::Show(Screen::Idle {
-                    face_available: self.face_available(),
-                })]
+                vec![Effect::Show(self.pause_or_idle(now))]
             }
             (State::Admin { admin, .. }, Event::Admin(AdminCmd::Enrol(person))) => {
                 self.start_consent(now, admin, person)
@@ -301,17 +329,13 @@ impl Machine {
                         actor: admin.id,
                         action: "admin_exited",
                     },
-                    Effect::Show(Screen::Idle {
-                        face_available: self.face_available(),
-                    }),
+                    Effect::Show(self.pause_or_idle(now)),
                 ]
             }
             (State::Admin { deadline, .. } | State::Consent { deadline, .. }, Event::Tick)
                 if now.mono_ms >= deadline =>
             {
-                vec![Effect::Show(Screen::Idle {
-                    face_available: self.face_available(),
-                })]
+                vec![Effect::Show(self.pause_or_idle(now))]
             }
             (State::Consent { admin, person, .. }, Event::Consent { given, scope }) => {
                 self.on_consent(now, admin, person, given, scope)
@@ -353,9 +377,7 @@ impl Machine {
             })];
         }
         if self.is_idle() {
-            return vec![Effect::Show(Screen::Idle {
-                face_available: self.face_available(),
-            })];
+            return vec![Effect::Show(self.pause_or_idle(now))];
         }
         vec![]
     }
@@ -390,7 +412,7 @@ impl Machine {
             Effect::Record(NewRecord {
                 outcome: Outcome::Rejected,
                 employee_id: person.id.clone(),
-                direction: self.direction(now),
+                punch: self.punch(now),
                 method: Method::BadgePin,
                 reason: "pin_mismatch".into(),
                 liveness: None,
@@ -463,7 +485,7 @@ impl Machine {
                 Effect::Record(NewRecord {
                     outcome: Outcome::Rejected,
                     employee_id: p.id.clone(),
-                    direction: self.direction(now),
+                    punch: self.punch(now),
                     method: if p.face_enrolled {
                         Method::BadgeFace
                     } else {

@@ -26,6 +26,7 @@ use crate::base::clock::Clock;
 use crate::base::config::{Config, PolicyConfig, VisionConfig};
 use crate::base::error::{Error, Result};
 use crate::base::notify::Notifier;
+use crate::base::zone::SiteZone;
 use crate::camera::{Camera, CameraStatus};
 use crate::hw::badge::BadgeReader;
 use crate::hw::gpio::{Gpio, Pin};
@@ -55,6 +56,8 @@ pub enum UiInput {
     AdminPin(String),
     /// An admin changed settings (already checked and stored): reload them.
     SettingsChanged,
+    /// A punch-type button tapped at the idle screen.
+    Punch(crate::store::record::Punch),
 }
 
 /// What the kiosk did, for the demo's narration, tests and (later) the UI.
@@ -107,6 +110,54 @@ pub struct Kiosk {
     pub clock: Arc<dyn Clock>,
     /// The sync outbox, when it was started.
     pub outbox: Option<crate::sync::OutboxHandle>,
+    /// The HR-terminal protocols, when the config turns them on.
+    pub hr: HrLinks,
+}
+
+/// The HR-terminal protocols running beside the kiosk: the ZK device side (and what its
+/// clients ask of the kiosk) and the ADMS outbox.
+#[derive(Default)]
+pub struct HrLinks {
+    /// The ZK server.
+    pub zk: Option<crate::hr::zk::ZkServer>,
+    /// Pause and resume requests from ZK clients.
+    pub control: Option<mpsc::UnboundedReceiver<crate::hr::zk::Control>>,
+    /// The ADMS outbox.
+    pub adms: Option<crate::hr::adms::AdmsHandle>,
+}
+
+impl HrLinks {
+    /// Starts what `config` turns on, over the store at `opts`.
+    pub fn start(
+        config: &Config,
+        opts: &crate::store::StoreOptions,
+        device_id: uuid::Uuid,
+        clock: Arc<dyn Clock>,
+    ) -> Result<HrLinks> {
+        let zone = SiteZone::from_config(&config.site.time_zone)?;
+        let mut links = HrLinks::default();
+        if !config.zk.listen.is_empty() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            links.zk = Some(crate::hr::zk::ZkServer::spawn(
+                opts,
+                config.zk.clone(),
+                zone,
+                clock.clone(),
+                Some(tx),
+            )?);
+            links.control = Some(rx);
+        }
+        if !config.adms.url.is_empty() {
+            links.adms = Some(crate::hr::adms::spawn(
+                opts,
+                config.adms.clone(),
+                crate::hr::serial(config, device_id),
+                zone,
+                clock,
+            )?);
+        }
+        Ok(links)
+    }
 }
 
 /// The handles that drive a kiosk built on simulated devices: what the camera sees, the
@@ -145,6 +196,7 @@ impl Kiosk {
             badge: Box::new(reader),
             clock,
             outbox: None,
+            hr: HrLinks::default(),
         };
         (kiosk, SimDevices { feed, gpio, badge })
     }
@@ -176,11 +228,9 @@ pub fn person(
     }))
 }
 
-fn now(clock: &dyn Clock) -> Now {
+fn now(clock: &dyn Clock, zone: &SiteZone) -> Now {
     use chrono::Timelike;
-    let local = chrono::DateTime::from_timestamp_millis(clock.wall_ms())
-        .unwrap_or_default()
-        .with_timezone(&chrono::Local);
+    let local = zone.local(clock.wall_ms());
     Now {
         mono_ms: clock.monotonic_ns() / 1_000_000,
         minute_of_day: local.hour() * 60 + local.minute(),
@@ -232,11 +282,17 @@ struct Runner {
     next_purge: Instant,
     /// The current check-in's span (names no person).
     span: tracing::Span,
+    /// The site's time zone, for the schedule's "in before, out after".
+    zone: SiteZone,
 }
 
 impl Runner {
     fn say(&self, r: Report) {
         send_report(&self.report, r);
+    }
+
+    fn now(&self) -> Now {
+        now(&*self.k.clock, &self.zone)
     }
 
     /// Puts the config in force (file + admin changes + backend policy) into the kiosk and
@@ -259,13 +315,16 @@ impl Runner {
     fn step(&mut self, event: Event) {
         let span = self.span.clone();
         let _g = span.enter();
-        let effects = self.machine.step(event, now(&*self.k.clock));
+        let effects = self.machine.step(event, self.now());
         let wrote_record = effects.iter().any(|e| matches!(e, Effect::Record(_)));
         let report = &self.report;
         self.act
             .execute(&mut self.k, effects, &|r| send_report(report, r));
         if wrote_record && let Some(o) = &self.k.outbox {
             o.wake.notify_one();
+        }
+        if wrote_record && let Some(a) = &self.k.hr.adms {
+            a.wake.notify_one();
         }
         drop(_g);
         self.feed_vision();
@@ -303,6 +362,12 @@ impl Runner {
         }
         if let Some(o) = &self.k.outbox {
             o.stop();
+        }
+        if let Some(a) = &self.k.hr.adms {
+            a.stop();
+        }
+        if let Some(z) = self.k.hr.zk.take() {
+            z.stop();
         }
     }
 }
@@ -362,6 +427,8 @@ pub async fn run(
         k.vision.is_some(),
     );
     let mut roster_changed = k.outbox.as_ref().map(|o| o.roster_changed.clone());
+    let mut zk_control = k.hr.control.take();
+    let zone = SiteZone::from_config(&k.config.site.time_zone)?;
     // Anti-passback survives a restart: seed it from the store.
     let window_ms = k.config.policy.anti_passback_minutes as i64 * 60_000;
     let (wall, mono) = (k.clock.wall_ms(), k.clock.monotonic_ns() / 1_000_000);
@@ -416,6 +483,7 @@ pub async fn run(
         // Retention purge at start and then daily.
         next_purge: Instant::now(),
         span: tracing::Span::none(),
+        zone,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -424,9 +492,8 @@ pub async fn run(
     tokio::pin!(shutdown);
     notifier.ready();
     tracing::info!(face = ?r.k.availability, "kiosk ready");
-    r.say(Report::Screen(Screen::Idle {
-        face_available: r.machine.face_available(),
-    }));
+    let start = r.now();
+    r.say(Report::Screen(r.machine.idle_screen(start)));
 
     loop {
         let event = tokio::select! {
@@ -440,6 +507,17 @@ pub async fn run(
             }
             _ = tick.tick() => Some(r.on_tick()),
             _ = watchdog.tick() => { notifier.watchdog(); None }
+            Some(c) = async {
+                match &mut zk_control {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => Some(Event::Pause {
+                seconds: match c {
+                    crate::hr::zk::Control::Disable { seconds } => Some(seconds),
+                    crate::hr::zk::Control::Enable => None,
+                },
+            }),
             Some(()) = async {
                 match &mut roster_changed {
                     Some(rx) => rx.changed().await.ok(),
@@ -514,6 +592,12 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Kiosk> {
         config.clone(),
         clock.clone(),
     )?);
+    let hr = HrLinks::start(
+        &config,
+        &crate::store::StoreOptions::from_config(&config),
+        store.identity().device_id,
+        clock.clone(),
+    )?;
     Ok(Kiosk {
         config,
         store,
@@ -524,6 +608,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Kiosk> {
         badge,
         clock,
         outbox,
+        hr,
     })
 }
 

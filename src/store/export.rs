@@ -1,7 +1,8 @@
 //! Export of check-in records for payroll and audits, as CSV or JSON Lines.
 //!
 //! Exported fields come from the signed bytes (not the query columns), so an export shows what
-//! was signed. The time range is half-open: `since <= time < until`.
+//! was signed. The time range is half-open: `since <= time < until`. `time` is the site's
+//! local time with its offset; `time_utc` the instant as the record holds it.
 
 use std::io::Write;
 
@@ -11,6 +12,7 @@ use super::Store;
 use super::entry::entry_hash;
 use super::record::Record;
 use crate::base::error::{Error, Result};
+use crate::base::zone::SiteZone;
 
 /// Output formats of `clockface export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,7 +42,7 @@ pub struct ExportRow {
     pub method: &'static str,
     /// Failure reason code.
     pub reason: String,
-    /// RFC 3339 UTC time with milliseconds.
+    /// RFC 3339 local time of the site with milliseconds and the offset.
     pub time: String,
     /// Whether the clock was synchronised.
     pub clock_synced: bool,
@@ -52,6 +54,10 @@ pub struct ExportRow {
     pub policy_version: u32,
     /// Hex SHA-256 of the record, to cross-reference with the backend.
     pub hash: String,
+    /// The punch type: in, out, break_out, break_in, overtime_in, overtime_out or auto.
+    pub punch: &'static str,
+    /// The same instant as `time`, RFC 3339 UTC, as the record holds it.
+    pub time_utc: String,
 }
 
 /// Formats Unix milliseconds as RFC 3339 UTC.
@@ -62,22 +68,24 @@ pub fn rfc3339_ms(ms: i64) -> String {
 }
 
 impl ExportRow {
-    fn from_record(r: &Record, bytes: &[u8]) -> Self {
+    fn from_record(r: &Record, bytes: &[u8], zone: &SiteZone) -> Self {
         ExportRow {
             seq: r.seq,
             uuid: r.uuid.to_string(),
             device_id: r.device_id.to_string(),
             employee_id: r.employee_id.clone(),
             outcome: r.outcome.as_str(),
-            direction: r.direction.as_str(),
+            direction: r.punch.direction(),
             method: r.method.as_str(),
             reason: r.reason.clone(),
-            time: rfc3339_ms(r.wall_ms),
+            time: zone.rfc3339_ms(r.wall_ms),
             clock_synced: r.clock_synced,
             liveness: r.liveness,
             match_score: r.match_score,
             policy_version: r.policy_version,
             hash: hex::encode(entry_hash(bytes)),
+            punch: r.punch.as_str(),
+            time_utc: rfc3339_ms(r.wall_ms),
         }
     }
 }
@@ -100,6 +108,7 @@ impl Store {
         since_ms: Option<i64>,
         until_ms: Option<i64>,
         format: ExportFormat,
+        zone: &SiteZone,
         out: &mut dyn Write,
         progress: &dyn Fn(u64),
     ) -> Result<u64> {
@@ -114,7 +123,7 @@ impl Store {
             while let Some(row) = rows.next()? {
                 let bytes: Vec<u8> = row.get(0)?;
                 let rec = Record::decode(&bytes)?;
-                f(&ExportRow::from_record(&rec, &bytes))?;
+                f(&ExportRow::from_record(&rec, &bytes, zone))?;
                 n += 1;
                 if n.is_multiple_of(4096) {
                     progress(n);
@@ -168,4 +177,6 @@ pub const CSV_HEADER: &[&str] = &[
     "match_score",
     "policy_version",
     "hash",
+    "punch",
+    "time_utc",
 ];

@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "consent",
         sql: include_str!("migrations/0006_consent.sql"),
     },
+    Migration {
+        version: 7,
+        name: "hr",
+        sql: include_str!("migrations/0007_hr.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

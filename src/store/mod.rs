@@ -14,6 +14,7 @@ pub(crate) mod codec;
 pub mod consent;
 pub mod entry;
 pub mod export;
+pub mod hr;
 pub(crate) mod identity;
 pub(crate) mod keys;
 pub mod migrations;

@@ -14,6 +14,10 @@
 //! monotonic_ns u64, liveness opt-f32, match_score opt-f32, policy_version u32,
 //! prev_hash\[32\], signature\[64\]. The signature covers every byte before it; the record's
 //! hash is the SHA-256 of all its bytes, signature included.
+//!
+//! Format v2 (`"CFR2"`, written since punch types) has the same layout; its direction byte is
+//! a [`Punch`] code, so it may also say break out/in or overtime in/out. A v1 record stays v1:
+//! it decodes, verifies and re-encodes to the bytes it was signed as.
 
 use rusqlite::{Transaction, params};
 use serde::Serialize;
@@ -24,8 +28,11 @@ use super::entry::{ChainEntry, Link, SIGNATURE_LEN, chain_fields, decode_framed,
 use crate::base::clock::Clock;
 use crate::base::error::{Error, Result};
 
-/// Magic and format version at the start of every record.
-pub const RECORD_MAGIC: &[u8; 4] = b"CFR1";
+/// Magic and format version of the first record format (in, out or auto only).
+pub const RECORD_MAGIC_V1: &[u8; 4] = b"CFR1";
+/// Magic of the current format, which every new record is written in: the same layout, with
+/// the direction byte widened to every [`Punch`] type.
+pub const RECORD_MAGIC: &[u8; 4] = b"CFR2";
 
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $code:literal, $text:literal;)+ }) => {
@@ -77,14 +84,50 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// Direction of a check-in, as decided by the kiosk's schedule or the person.
-    Direction {
+    /// The punch type of a check-in, as the person chose it on the touchscreen or the kiosk's
+    /// schedule decided. Codes 1–3 are the only ones a v1 (`CFR1`) record can hold.
+    Punch {
         /// Arriving.
         In = 1, "in";
         /// Leaving.
         Out = 2, "out";
         /// The kiosk did not decide; the backend pairs the events.
         Auto = 3, "auto";
+        /// Leaving for a break.
+        BreakOut = 4, "break_out";
+        /// Back from a break.
+        BreakIn = 5, "break_in";
+        /// Starting overtime.
+        OvertimeIn = 6, "overtime_in";
+        /// Ending overtime.
+        OvertimeOut = 7, "overtime_out";
+    }
+}
+
+impl Punch {
+    /// Whether the person arrives or leaves with this punch (break end and overtime start
+    /// arrive): what a timesheet pairs and the `direction` column of an export.
+    pub fn direction(self) -> &'static str {
+        match self {
+            Punch::In | Punch::BreakIn | Punch::OvertimeIn => "in",
+            Punch::Out | Punch::BreakOut | Punch::OvertimeOut => "out",
+            Punch::Auto => "auto",
+        }
+    }
+
+    /// The punch state ZKTeco terminals use on the wire (ZK attendance logs, ADMS ATTLOG):
+    /// 0 in, 1 out, 2 break out, 3 break in, 4 overtime in, 5 overtime out. `auto` has no state
+    /// of its own and is sent as 255, the value such terminals use for "undefined".
+    pub fn zk_state(self) -> u8 {
+        match self {
+            Punch::In => 0,
+            Punch::Out => 1,
+            Punch::BreakOut => 2,
+            Punch::BreakIn => 3,
+            Punch::OvertimeIn => 4,
+            Punch::OvertimeOut => 5,
+            Punch::Auto => 255,
+        }
     }
 }
 
@@ -110,8 +153,8 @@ pub struct NewRecord {
     pub outcome: Outcome,
     /// The employee, or "" when nobody was identified (unknown badge, no match).
     pub employee_id: String,
-    /// In, out or auto.
-    pub direction: Direction,
+    /// In, out, break or overtime, or auto.
+    pub punch: Punch,
     /// How the attempt was made.
     pub method: Method,
     /// Why a rejected attempt failed, as a snake_case code (`face_mismatch`); "" when accepted.
@@ -207,8 +250,11 @@ pub struct Record {
     pub outcome: Outcome,
     /// Who ("" if nobody was identified).
     pub employee_id: String,
-    /// In, out or auto.
-    pub direction: Direction,
+    /// Record format version: 1 (`CFR1`) or 2 (`CFR2`), kept so a record re-encodes to the
+    /// bytes it was signed as.
+    pub format: u8,
+    /// In, out, break or overtime, or auto.
+    pub punch: Punch,
     /// Badge+face, badge+PIN, ...
     pub method: Method,
     /// Failure reason code, "" for accepted records.
@@ -253,7 +299,7 @@ impl Record {
         NewRecord {
             outcome: self.outcome,
             employee_id: self.employee_id.clone(),
-            direction: self.direction,
+            punch: self.punch,
             method: self.method,
             reason: self.reason.clone(),
             liveness: self.liveness,
@@ -277,7 +323,8 @@ impl Record {
             seq: link.seq,
             outcome: new.outcome,
             employee_id: new.employee_id.clone(),
-            direction: new.direction,
+            format: 2,
+            punch: new.punch,
             method: new.method,
             reason: new.reason.clone(),
             wall_ms: link.wall_ms,
@@ -295,23 +342,27 @@ impl Record {
     /// The bytes the signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.bytes(RECORD_MAGIC)
-            .bytes(self.uuid.as_bytes())
-            .bytes(self.device_id.as_bytes())
-            .u64(self.seq)
-            .u8(self.outcome.code())
-            .str(&self.employee_id)
-            .u8(self.direction.code())
-            .u8(self.method.code())
-            .str(&self.reason)
-            .i64(self.wall_ms)
-            .u8(self.clock_synced as u8)
-            .bytes(&self.boot_id)
-            .u64(self.monotonic_ns)
-            .opt_f32(self.liveness)
-            .opt_f32(self.match_score)
-            .u32(self.policy_version)
-            .bytes(&self.prev_hash);
+        w.bytes(if self.format == 1 {
+            RECORD_MAGIC_V1
+        } else {
+            RECORD_MAGIC
+        })
+        .bytes(self.uuid.as_bytes())
+        .bytes(self.device_id.as_bytes())
+        .u64(self.seq)
+        .u8(self.outcome.code())
+        .str(&self.employee_id)
+        .u8(self.punch.code())
+        .u8(self.method.code())
+        .str(&self.reason)
+        .i64(self.wall_ms)
+        .u8(self.clock_synced as u8)
+        .bytes(&self.boot_id)
+        .u64(self.monotonic_ns)
+        .opt_f32(self.liveness)
+        .opt_f32(self.match_score)
+        .u32(self.policy_version)
+        .bytes(&self.prev_hash);
         w.finish()
     }
 
@@ -320,16 +371,36 @@ impl Record {
         framed(self.signed_bytes(), &self.signature)
     }
 
-    /// Parses canonical bytes; rejects anything that would not re-encode identically.
+    /// Parses canonical bytes of either format; rejects anything that would not re-encode
+    /// identically.
     pub fn decode(bytes: &[u8]) -> Result<Record> {
-        decode_framed(bytes, RECORD_MAGIC, "record", |r| {
+        let format = match bytes.get(..4) {
+            Some(m) if m == RECORD_MAGIC_V1 => 1,
+            _ => 2,
+        };
+        let magic = if format == 1 {
+            RECORD_MAGIC_V1
+        } else {
+            RECORD_MAGIC
+        };
+        decode_framed(bytes, magic, "record", |r| {
             Ok(Record {
                 uuid: Uuid::from_bytes(r.array("uuid")?),
                 device_id: Uuid::from_bytes(r.array("device id")?),
                 seq: r.u64("seq")?,
                 outcome: Outcome::from_code(r.u8("outcome")?)?,
                 employee_id: r.str("employee id")?,
-                direction: Direction::from_code(r.u8("direction")?)?,
+                format,
+                punch: match Punch::from_code(r.u8("punch")?)? {
+                    p @ (Punch::In | Punch::Out | Punch::Auto) => p,
+                    p if format == 2 => p,
+                    p => {
+                        return Err(Error::invalid(
+                            "punch",
+                            format!("{p} needs record format v2; this record is v1"),
+                        ));
+                    }
+                },
                 method: Method::from_code(r.u8("method")?)?,
                 reason: r.str("reason")?,
                 wall_ms: r.i64("wall time")?,
@@ -381,7 +452,8 @@ mod tests {
             seq: 42,
             outcome: Outcome::Accepted,
             employee_id: "E1001".into(),
-            direction: Direction::In,
+            format: 2,
+            punch: Punch::In,
             method: Method::BadgeFace,
             reason: String::new(),
             wall_ms: 1_764_400_000_000,
@@ -411,6 +483,32 @@ mod tests {
     }
 
     #[test]
+    fn a_v1_record_keeps_its_bytes_and_v2_carries_every_punch_type() {
+        let mut v1 = sample();
+        v1.format = 1;
+        let bytes = v1.to_bytes();
+        assert_eq!(&bytes[..4], RECORD_MAGIC_V1);
+        let back = Record::decode(&bytes).unwrap();
+        assert_eq!(back.format, 1);
+        assert_eq!(
+            back.to_bytes(),
+            bytes,
+            "a v1 record re-encodes to its signed bytes"
+        );
+        // A break punch exists only in v2: the same byte in a v1 record is refused.
+        let mut v2 = sample();
+        v2.punch = Punch::BreakOut;
+        let bytes = v2.to_bytes();
+        assert_eq!(Record::decode(&bytes).unwrap().punch, Punch::BreakOut);
+        let mut forged = bytes.clone();
+        forged[..4].copy_from_slice(RECORD_MAGIC_V1);
+        let err = Record::decode(&forged).unwrap_err().to_string();
+        assert!(err.contains("needs record format v2"), "{err}");
+        assert_eq!(Punch::OvertimeOut.direction(), "out");
+        assert_eq!(Punch::BreakIn.zk_state(), 3);
+    }
+
+    #[test]
     fn decode_rejects_trailing_and_bad_codes() {
         let mut bytes = sample().to_bytes();
         bytes.push(0);
@@ -435,7 +533,7 @@ mod tests {
         let mut n = NewRecord {
             outcome: Outcome::Rejected,
             employee_id: String::new(),
-            direction: Direction::Auto,
+            punch: Punch::Auto,
             method: Method::BadgeFace,
             reason: "unknown_badge".into(),
             liveness: None,

@@ -95,6 +95,14 @@ pub fn publish(app: &AppWindow, s: &UiState) {
     k.set_name(text(&s.name));
     k.set_code(text(&s.code));
     k.set_direction(text(&s.direction));
+    let punches: Vec<SharedString> = s.punches.iter().map(|p| text(p)).collect();
+    let current = k.get_punches();
+    if current.row_count() != punches.len() || current.iter().zip(&punches).any(|(a, b)| a != *b) {
+        k.set_punches(ModelRc::new(VecModel::from(punches)));
+    }
+    k.set_chosen_punch(text(&s.chosen_punch));
+    k.set_paused(s.paused);
+    k.set_paused_seconds(s.paused_seconds.min(i32::MAX as u32) as i32);
     k.set_minutes_ago(s.minutes_ago.min(i32::MAX as u64) as i32);
     k.set_pin_length(s.pin.len() as i32);
     k.set_face_box_visible(s.face_box.is_some());
@@ -170,6 +178,8 @@ pub fn bind(app: &AppWindow, controller: Rc<RefCell<Controller>>, on_command: Rc
             None
         })
     });
+    let r = run.clone();
+    k.on_punch(move |p| r(&|c| c.punch(&p)));
     let r = run.clone();
     k.on_pin_back(move || {
         r(&|c| {

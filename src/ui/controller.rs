@@ -94,9 +94,16 @@ impl Controller {
         st.admin_pin = false;
         st.face_box = None;
         match s {
-            Screen::Idle { face_available } => {
+            Screen::Idle {
+                face_available,
+                punches,
+                chosen,
+            } => {
                 st.page = PageId::Idle;
                 st.face_available = *face_available;
+                st.punches = punches.iter().map(|p| p.as_str().to_string()).collect();
+                st.chosen_punch = chosen.map(|p| p.as_str().to_string()).unwrap_or_default();
+                st.paused = false;
                 st.name.clear();
                 st.admin_name.clear();
                 st.admin_id.clear();
@@ -121,10 +128,16 @@ impl Controller {
                 st.name = name.clone();
                 st.code = code.clone();
             }
-            Screen::Accepted { name, direction } => {
+            Screen::Accepted { name, punch } => {
                 st.page = PageId::Accepted;
                 st.name = name.clone();
-                st.direction = direction.as_str().into();
+                st.direction = punch.as_str().into();
+            }
+            Screen::Paused { seconds } => {
+                st.page = PageId::Idle;
+                st.paused = true;
+                st.paused_seconds = *seconds;
+                st.name.clear();
             }
             Screen::Rejected { name, code, .. } => {
                 st.page = PageId::Rejected;
@@ -240,6 +253,13 @@ impl Controller {
         } else {
             UiInput::Pin(digits)
         }))
+    }
+
+    /// A punch-type button on the idle screen: the kiosk holds the pick for the next tap.
+    pub fn punch(&mut self, code: &str) -> Option<Command> {
+        let p = code.parse::<crate::store::record::Punch>().ok()?;
+        (self.state.page == PageId::Idle && !self.state.paused)
+            .then_some(Command::Kiosk(UiInput::Punch(p)))
     }
 
     /// The Admin button on the idle screen: the PIN pad asks for an admin PIN.
@@ -430,7 +450,7 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::record::Direction;
+    use crate::store::record::Punch;
 
     fn pin_screen(c: &mut Controller) {
         c.on_report(&Report::Screen(Screen::PinPad {
@@ -469,6 +489,8 @@ mod tests {
         // A new screen clears what was typed.
         c.on_report(&Report::Screen(Screen::Idle {
             face_available: true,
+            punches: Vec::new(),
+            chosen: None,
         }));
         assert!(c.state.pin.is_empty());
     }
@@ -500,7 +522,7 @@ mod tests {
         );
         c.on_report(&Report::Screen(Screen::Accepted {
             name: "Sam".into(),
-            direction: Direction::Out,
+            punch: Punch::Out,
         }));
         assert_eq!(
             (c.state.page, c.state.direction.as_str()),

@@ -99,8 +99,16 @@ pub struct UiState {
     pub name: String,
     /// Code of the reason, guidance or prompt the page translates.
     pub code: String,
-    /// "in", "out" or "auto".
+    /// The punch type of the verdict: "in", "out", "break_out", ... or "auto".
     pub direction: String,
+    /// The punch types the idle screen offers (policy "ask").
+    pub punches: Vec<String>,
+    /// The punch type picked at the idle screen, or "".
+    pub chosen_punch: String,
+    /// Check-ins paused by an HR system over ZK.
+    pub paused: bool,
+    /// At most this many seconds of the pause are left.
+    pub paused_seconds: u32,
     /// For the anti-passback page.
     pub minutes_ago: u64,
     /// Digits typed on the PIN pad (only their number is shown).

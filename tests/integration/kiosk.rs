@@ -494,7 +494,8 @@ async fn missing_models_start_in_badge_and_pin_mode_and_say_why() {
         matches!(
             r,
             Report::Screen(Screen::Idle {
-                face_available: false
+                face_available: false,
+                ..
             })
         )
     })
@@ -578,7 +579,7 @@ async fn settings_changed_by_an_admin_apply_without_a_restart() {
     assert!(
         seen.iter().any(|r| matches!(
             r,
-            Report::Screen(Screen::Accepted { direction, .. }) if *direction == clockface::store::record::Direction::Out
+            Report::Screen(Screen::Accepted { punch, .. }) if *punch == clockface::store::record::Punch::Out
         )),
         "the new in/out rule applies: {seen:#?}"
     );

@@ -17,13 +17,17 @@ const RULES: &[(&str, &[&str])] = &[
     ("hw", &["base"]),
     ("store", &["base"]),
     ("sync", &["base", "store"]),
+    // The HR-terminal protocols (ZK pull, ADMS push): over the store, with sync's TLS setup.
+    ("hr", &["base", "store", "sync"]),
     (
         "kiosk",
-        &["base", "vision", "camera", "hw", "store", "sync"],
+        &["base", "vision", "camera", "hw", "store", "sync", "hr"],
     ),
     (
         "ui",
-        &["base", "vision", "camera", "hw", "store", "sync", "kiosk"],
+        &[
+            "base", "vision", "camera", "hw", "store", "sync", "hr", "kiosk",
+        ],
     ),
     // The hub is the backend: the wire protocol and the record codec, never the kiosk or CLI.
     ("hub", &["base", "store"]),
@@ -31,7 +35,7 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "commands",
         &[
-            "base", "vision", "camera", "hw", "store", "sync", "kiosk", "ui", "hub",
+            "base", "vision", "camera", "hw", "store", "sync", "hr", "kiosk", "ui", "hub",
         ],
     ),
 ];

@@ -4,7 +4,7 @@ use clockface::base::config::{DirectionPolicy, PolicyConfig};
 use clockface::base::protocol::ConsentScope;
 use clockface::kiosk::events::*;
 use clockface::kiosk::machine::Machine;
-use clockface::store::record::{Direction, Method, Outcome};
+use clockface::store::record::{Method, Outcome, Punch};
 use clockface::vision::detect::Face;
 use clockface::vision::liveness::LivenessFrame;
 use clockface::vision::quality::Guidance;
@@ -122,7 +122,7 @@ fn enrolled_badge_and_live_matching_face_is_accepted_record_first() {
     let Some(Effect::Record(r)) = out.iter().find(|e| matches!(e, Effect::Record(_))) else {
         unreachable!()
     };
-    assert_eq!(r.direction, Direction::In);
+    assert_eq!(r.punch, Punch::In);
     assert!((r.match_score.unwrap() - 0.8).abs() < 1e-6 && r.liveness.unwrap() < 0.2);
     // The verdict clears after verdict_seconds.
     assert!(m.step(Event::Tick, at(3)).is_empty());
@@ -373,14 +373,14 @@ fn direction_follows_the_schedule() {
     let dir = |v: &[Effect]| {
         v.iter().find_map(|e| {
             if let Effect::Record(r) = e {
-                Some(r.direction)
+                Some(r.punch)
             } else {
                 None
             }
         })
     };
-    assert_eq!(dir(&morning), Some(Direction::In));
-    assert_eq!(dir(&evening), Some(Direction::Out));
+    assert_eq!(dir(&morning), Some(Punch::In));
+    assert_eq!(dir(&evening), Some(Punch::Out));
 
     let policy = PolicyConfig {
         direction: DirectionPolicy::Auto,
@@ -390,7 +390,7 @@ fn direction_follows_the_schedule() {
     auto.step(badge(Some(person("E2", false, true))), at(0));
     assert_eq!(
         dir(&auto.step(Event::Pin { ok: true }, at(1))),
-        Some(Direction::Auto)
+        Some(Punch::Auto)
     );
 }
 

@@ -3,7 +3,8 @@
 //! build to a fraction of the disk and link time.
 //!
 //! Each module is one area: `store`, `chain`, `crash`, `bad_input`, `roster`, `consent`, `enroll`, `vision`,
-//! `vision_cli`, `machine`, `kiosk`, `run`, `privacy`, `sync`, `hub_api`, `ui`, `units`, `ota`.
+//! `vision_cli`, `machine`, `kiosk`, `run`, `privacy`, `sync`, `hub_api`, `ui`, `units`, `ota`,
+//! `hr` (ZK and ADMS against pyzk, zkteco-js and django-fingerprint-attendance).
 //! `common` has the shared helpers (temporary stores, the binary, the loopback hub and the
 //! fault-injecting proxy in `common::net`).
 
@@ -14,6 +15,7 @@ mod chain;
 mod consent;
 mod crash;
 mod enroll;
+mod hr;
 mod hub_api;
 mod kiosk;
 mod layers;

@@ -439,6 +439,7 @@ fn departed_employees_checkins_are_pseudonymised_once_acknowledged() {
             None,
             None,
             clockface::store::export::ExportFormat::Csv,
+            &clockface::base::zone::SiteZone::default(),
             &mut csv,
             &|_| {},
         )

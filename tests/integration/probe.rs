@@ -11,7 +11,7 @@ use base64::Engine;
 use clockface::base::clock::{Clock, SystemClock};
 use clockface::base::protocol::{AckStatus, PairRequest, UploadEntry, pairing_proof_message};
 use clockface::hub::db::{Chain, HubDb};
-use clockface::store::record::{Direction, Method, Outcome, Record};
+use clockface::store::record::{Method, Outcome, Punch, Record};
 use ed25519_dalek::{Signer, SigningKey};
 
 fn kiosk(data: &Path, args: &[&str]) -> (i32, String, String) {
@@ -135,7 +135,8 @@ fn signed(
         seq,
         outcome: Outcome::Accepted,
         employee_id: "E1".into(),
-        direction: Direction::In,
+        format: 2,
+        punch: Punch::In,
         method: Method::BadgeFace,
         reason: String::new(),
         wall_ms: SystemClock::new().wall_ms(),
@@ -241,6 +242,7 @@ fn the_kiosk_export_neutralises_formula_cells() {
             None,
             None,
             clockface::store::export::ExportFormat::Csv,
+            &clockface::base::zone::SiteZone::default(),
             &mut out,
             &|_| {},
         )

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+use super::integrations::{AdmsConfig, SiteConfig, ZkConfig};
 use super::vision::VisionConfig;
 
 /// Where the appliance looks for its config when `--config` is not given.
@@ -42,6 +43,12 @@ pub struct Config {
     pub health: HealthConfig,
     /// Where this kiosk's data may live.
     pub privacy: PrivacyConfig,
+    /// The site's time zone.
+    pub site: SiteConfig,
+    /// The ZKTeco device side (TCP 4370) for HR tools that pull punches.
+    pub zk: ZkConfig,
+    /// ADMS/iclock push of punches to an HR server.
+    pub adms: AdmsConfig,
 }
 
 /// `[privacy]`: the data-residency label this kiosk was provisioned with.
@@ -255,6 +262,12 @@ pub struct PolicyConfig {
     /// only a birth year known, anyone who may still be under it counts as a minor. 1–21.
     /// Default 14.
     pub minor_age: u32,
+    /// With `direction = "ask"`: offer Break start and Break end. Default false.
+    #[serde(default)]
+    pub break_punches: bool,
+    /// With `direction = "ask"`: offer Overtime in and Overtime out. Default false.
+    #[serde(default)]
+    pub overtime_punches: bool,
 }
 
 /// How check-in direction is decided.
@@ -269,6 +282,10 @@ pub enum DirectionPolicy {
     Auto,
     /// "in" before `out_from`, "out" from it.
     Schedule,
+    /// The person picks on the touchscreen: In and Out, and Break start/end and Overtime
+    /// in/out where `break_punches` / `overtime_punches` allow them. Until they pick, the
+    /// schedule's choice stands.
+    Ask,
 }
 
 impl Default for PolicyConfig {
@@ -289,6 +306,8 @@ impl Default for PolicyConfig {
             consent_grace_days: 30,
             site_scope_allowed: true,
             minor_age: 14,
+            break_punches: false,
+            overtime_punches: false,
         }
     }
 }

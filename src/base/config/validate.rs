@@ -172,14 +172,75 @@ impl Config {
                 ),
             );
         }
-        let listen = &self.health.listen;
-        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+        for (key, listen, example) in [
+            ("health.listen", &self.health.listen, "127.0.0.1:8780"),
+            ("zk.listen", &self.zk.listen, "192.168.1.20:4370"),
+        ] {
+            if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+                bad(
+                    key,
+                    format!(
+                        "{listen:?} is not an address; allowed: \"\" (off) or IP:PORT such as \"{example}\""
+                    ),
+                );
+            }
+        }
+        if let Err(e) = crate::base::zone::SiteZone::from_config(&self.site.time_zone) {
+            bad("site.time_zone", e.to_string());
+        }
+        let zk = &self.zk;
+        let ranges = [
+            ("zk.comm_key", zk.comm_key, 0, 999_999),
+            ("zk.max_connections", zk.max_connections, 1, 256),
+            ("zk.disable_seconds", zk.disable_seconds, 10, 3600),
+            ("zk.idle_seconds", zk.idle_seconds, 5, 3600),
+            ("adms.batch_size", self.adms.batch_size, 1, 10_000),
+            ("adms.timeout_seconds", self.adms.timeout_seconds, 1, 300),
+            (
+                "adms.backoff_max_seconds",
+                self.adms.backoff_max_seconds,
+                1,
+                3600,
+            ),
+        ];
+        for (key, v, lo, hi) in ranges {
+            if !(lo..=hi).contains(&v) {
+                bad(key, format!("{v} is out of range; allowed: {lo} to {hi}"));
+            }
+        }
+        for (key, v) in [
+            ("zk.serial", &zk.serial),
+            ("adms.serial", &self.adms.serial),
+        ] {
+            if !v.is_empty()
+                && let Err(why) = super::check_serial(v)
+            {
+                bad(key, why);
+            }
+        }
+        if zk.device_name.is_empty()
+            || zk.device_name.len() > 32
+            || crate::base::text::unprintable(&zk.device_name).is_some()
+        {
             bad(
-                "health.listen",
-                format!(
-                    "{listen:?} is not an address; allowed: \"\" (off) or IP:PORT such as \"127.0.0.1:8780\""
-                ),
+                "zk.device_name",
+                "allowed: 1 to 32 bytes of printable text".into(),
             );
+        }
+        // ADMS servers on a site LAN are mostly plain http, as the terminals they serve are:
+        // allowed here, unlike the hub's sync, because the punches it carries are copies; the
+        // signed records stay on the kiosk and go to the hub.
+        if !self.adms.url.is_empty() {
+            match Url::parse(&self.adms.url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+                _ => bad(
+                    "adms.url",
+                    format!(
+                        "{:?} is not an http(s) URL with a host, such as \"http://hr.example.com:8081\"",
+                        self.adms.url
+                    ),
+                ),
+            }
         }
         out
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::base::clock::SystemClock;
 use crate::base::error::{Error, Result};
-use crate::store::record::{Direction, Method, NewRecord, Outcome};
+use crate::store::record::{Method, NewRecord, Outcome, Punch};
 use crate::store::{Store, StoreOptions};
 
 use super::measure::run_measured;
@@ -24,10 +24,10 @@ pub fn sample_record(i: u64) -> NewRecord {
             Outcome::Accepted
         },
         employee_id: format!("E{:05}", i % 5000),
-        direction: if i.is_multiple_of(2) {
-            Direction::In
+        punch: if i.is_multiple_of(2) {
+            Punch::In
         } else {
-            Direction::Out
+            Punch::Out
         },
         method: Method::BadgeFace,
         reason: if failed {

@@ -132,7 +132,10 @@ impl Script<'_> {
                 }
                 self.last_screen = Some(s.clone());
                 let text = match s {
-                    Screen::Idle { face_available } => format!(
+                    Screen::Paused { seconds } => {
+                        format!("screen: paused by the HR system (at most {seconds} s)")
+                    }
+                    Screen::Idle { face_available, .. } => format!(
                         "screen: idle ({})",
                         if *face_available {
                             "badge, then look at the camera"
@@ -147,8 +150,8 @@ impl Script<'_> {
                     Screen::PinPad { name, reason, .. } => {
                         format!("screen: PIN pad for {name} ({reason})")
                     }
-                    Screen::Accepted { name, direction } => {
-                        format!("screen: ✔ {name} checked {direction}")
+                    Screen::Accepted { name, punch } => {
+                        format!("screen: ✔ {name} checked {punch}")
                     }
                     Screen::Rejected { name, reason, .. } => format!(
                         "screen: ✘ {}{reason}",

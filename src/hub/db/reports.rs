@@ -80,7 +80,7 @@ impl HubDb {
                 &*csv_cell(&display),
                 &t.format("%Y-%m-%d").to_string(),
                 &t.format("%H:%M:%S").to_string(),
-                rec.direction.as_str(),
+                rec.punch.as_str(),
                 rec.method.as_str(),
                 &*csv_cell(&name),
                 &*csv_cell(&site),

@@ -57,7 +57,7 @@ impl Machine {
         let record = Effect::Record(NewRecord {
             outcome: Outcome::Rejected,
             employee_id: c.person.id.clone(),
-            direction: self.direction(now),
+            punch: self.punch(now),
             method: c.method,
             reason: reason.into(),
             liveness,

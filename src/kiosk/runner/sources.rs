@@ -68,6 +68,7 @@ impl Runner {
                 }
             }
             UiInput::ExitAdmin => Some(Event::Admin(AdminCmd::Exit)),
+            UiInput::Punch(p) => Some(Event::ChoosePunch(p)),
             UiInput::Consent(given, scope) => Some(Event::Consent { given, scope }),
             UiInput::AdminPin(digits) if self.machine.is_idle() => self.on_admin_pin(&digits)?,
             UiInput::AdminPin(_) => None,

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use clockface::base::clock::SimClock;
-use clockface::store::record::{Direction, Method, NewRecord, Outcome};
+use clockface::store::record::{Method, NewRecord, Outcome, Punch};
 use clockface::store::{Store, StoreOptions};
 
 /// 2026-11-30T08:40:00Z.
@@ -36,7 +36,7 @@ pub fn checkin(employee: &str) -> NewRecord {
     NewRecord {
         outcome: Outcome::Accepted,
         employee_id: employee.into(),
-        direction: Direction::In,
+        punch: Punch::In,
         method: Method::BadgeFace,
         reason: String::new(),
         liveness: Some(0.04),
@@ -48,7 +48,7 @@ pub fn failed(employee: &str, reason: &str) -> NewRecord {
     NewRecord {
         outcome: Outcome::Rejected,
         employee_id: employee.into(),
-        direction: Direction::In,
+        punch: Punch::In,
         method: Method::BadgeFace,
         reason: reason.into(),
         liveness: Some(0.6),

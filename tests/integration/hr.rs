@@ -1,0 +1,509 @@
+//! The HR-terminal protocols against the clients HR systems really run, on loopback: pyzk
+//! (PyPI) and zkteco-js (npm) pulling from the ZK side, and bad input thrown at it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clockface::base::clock::{Clock, SimClock};
+use clockface::base::config::ZkConfig;
+use clockface::base::zone::SiteZone;
+use clockface::hr::zk::{Control, ZkServer, default_serial, wire};
+use clockface::store::Store;
+use clockface::store::record::{Method, NewRecord, Outcome, Punch};
+use clockface::store::roster::Employee;
+use serde_json::Value;
+
+use crate::common;
+
+const ZONE: &str = "Asia/Shanghai";
+
+fn tool(rel: &str) -> std::path::PathBuf {
+    let p = clockface::base::config::dev_cache().join(rel);
+    assert!(
+        p.exists(),
+        "{} is missing: `./dev test` installs the test partners (pinned) first",
+        p.display()
+    );
+    p
+}
+
+/// A store with `people` employees and `n` records, most accepted, a few refused, with every
+/// punch type and method, a minute apart.
+pub fn hr_store(dir: &Path, people: usize, n: usize) -> (Store, Arc<SimClock>) {
+    let (mut store, clock) = common::open(dir);
+    for i in 0..people {
+        store
+            .upsert_employee(
+                "test",
+                &Employee {
+                    id: format!("E{i:04}"),
+                    // A long CJK name is cut on a character boundary for the 24-byte field.
+                    display_name: if i == 1 {
+                        "张伟张伟张伟张伟张伟".into()
+                    } else {
+                        format!("Person {i}")
+                    },
+                    active: true,
+                    is_admin: i == 0,
+                },
+            )
+            .unwrap();
+    }
+    store.add_badge("test", "4000000123", "E0000").unwrap();
+    let punches = [
+        Punch::In,
+        Punch::Out,
+        Punch::BreakOut,
+        Punch::BreakIn,
+        Punch::OvertimeIn,
+        Punch::OvertimeOut,
+    ];
+    let methods = [
+        Method::BadgeFace,
+        Method::BadgePin,
+        Method::FaceOnly,
+        Method::PinOnly,
+    ];
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let rejected = i % 10 == 9;
+        batch.push(NewRecord {
+            outcome: if rejected {
+                Outcome::Rejected
+            } else {
+                Outcome::Accepted
+            },
+            employee_id: format!("E{:04}", i % people),
+            punch: punches[i % punches.len()],
+            method: methods[i % methods.len()],
+            reason: if rejected {
+                "face_mismatch".into()
+            } else {
+                String::new()
+            },
+            liveness: Some(0.05),
+            match_score: Some(0.8),
+        });
+        if batch.len() == 2000 || i + 1 == n {
+            clock.advance(Duration::from_secs(60));
+            store.append_many(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    (store, clock)
+}
+
+struct Zk {
+    server: Option<ZkServer>,
+    control: tokio::sync::mpsc::UnboundedReceiver<Control>,
+}
+
+impl Zk {
+    fn start(dir: &Path, clock: Arc<SimClock>, edit: impl FnOnce(&mut ZkConfig)) -> Zk {
+        let mut cfg = ZkConfig {
+            listen: "127.0.0.1:0".into(),
+            ..ZkConfig::default()
+        };
+        edit(&mut cfg);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let server = ZkServer::spawn(
+            &common::options(dir),
+            cfg,
+            SiteZone::parse(ZONE).unwrap(),
+            clock,
+            Some(tx),
+        )
+        .unwrap();
+        Zk {
+            server: Some(server),
+            control: rx,
+        }
+    }
+    fn addr(&self) -> SocketAddr {
+        self.server.as_ref().unwrap().addr
+    }
+}
+
+impl Drop for Zk {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+    }
+}
+
+/// Runs pyzk's steps on one connection; the JSON it printed.
+fn pyzk(addr: SocketAddr, key: u32, steps: &[&str]) -> Value {
+    let out = Command::new(tool("venv/bin/python"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/partners/zk_pull.py"
+        ))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .arg(key.to_string())
+        .args(steps)
+        .output()
+        .expect("python runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "pyzk printed no JSON ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The accepted check-ins as `clockface export` writes them, in the site's zone:
+/// (employee, local time to the second, ZK punch state).
+fn exported(dir: &Path) -> Vec<(String, String, u8)> {
+    let cfg = common::write_config(dir, dir, &format!("[site]\ntime_zone = {ZONE:?}\n"));
+    let (code, out, err) = common::run(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "export",
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["outcome"] == "accepted")
+        .map(|v| {
+            let time = v["time"].as_str().unwrap();
+            assert!(
+                time.ends_with("+08:00"),
+                "export is local with the offset: {time}"
+            );
+            let punch: Punch = v["punch"].as_str().unwrap().parse().unwrap();
+            (
+                v["employee_id"].as_str().unwrap().to_string(),
+                time[..19].to_string(),
+                punch.zk_state(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn pyzk_reads_the_roster_and_30000_punches_through_the_chunked_path_as_the_export_has_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, clock) = hr_store(dir.path(), 40, 33_000);
+    let id = store.identity().device_id;
+    drop(store);
+    let zk = Zk::start(dir.path(), clock.clone(), |_| {});
+    let v = pyzk(
+        zk.addr(),
+        0,
+        &[
+            "sizes",
+            "users",
+            "attendance",
+            "time",
+            "serial",
+            "name",
+            "firmware",
+            "mac",
+        ],
+    );
+    let want = exported(dir.path());
+    assert!(want.len() >= 29_000, "{} accepted", want.len());
+    let got: Vec<(String, String, u8)> = v["attendance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a[0].as_str().unwrap().to_string(),
+                a[1].as_str().unwrap().to_string(),
+                a[2].as_u64().unwrap() as u8,
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "same count as the export");
+    assert_eq!(
+        got, want,
+        "same people, local times and punch states, in order"
+    );
+    // Verify modes: face 15, card 4 (badge + PIN), password 3.
+    let modes: std::collections::BTreeSet<u64> = v["attendance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a[3].as_u64().unwrap())
+        .collect();
+    assert_eq!(modes, [3, 4, 15].into_iter().collect());
+    assert_eq!(v["sizes"]["records"], want.len());
+    let users = v["users"].as_array().unwrap();
+    assert_eq!(users.len(), 40);
+    assert_eq!(users[0]["user_id"], "E0000");
+    assert_eq!(users[0]["privilege"], 14, "an admin is a ZK admin");
+    assert_eq!(
+        users[0]["card"], 4_000_000_123u64,
+        "a numeric badge is the card"
+    );
+    assert_eq!(
+        users[1]["name"], "张伟张伟张伟张伟",
+        "cut at 24 bytes on a character"
+    );
+    let uids: std::collections::BTreeSet<u64> =
+        users.iter().map(|u| u["uid"].as_u64().unwrap()).collect();
+    assert_eq!(uids.len(), 40, "one uid each");
+    // The uid mapping is kept: a second read sees the same numbers.
+    let again = pyzk(zk.addr(), 0, &["users"]);
+    assert_eq!(again["users"], v["users"]);
+    let zone = SiteZone::parse(ZONE).unwrap();
+    assert_eq!(
+        v["time"],
+        zone.local(clock.wall_ms())
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string(),
+        "the kiosk's time is the site's local time"
+    );
+    assert_eq!(v["serial"], default_serial(id));
+    assert_eq!(v["name"], "Clockface");
+    assert!(v["firmware"].as_str().unwrap().contains("Clockface"));
+    assert_eq!(v["mac"].as_str().unwrap().len(), 17);
+    eprintln!(
+        "pyzk get_attendance of {} records: {:.2} s",
+        got.len(),
+        v["attendance_seconds"].as_f64().unwrap()
+    );
+}
+
+#[test]
+fn the_comm_key_is_required_and_a_wrong_one_is_refused_and_slowed_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, clock) = hr_store(dir.path(), 3, 20);
+    drop(store);
+    let zk = Zk::start(dir.path(), clock, |c| c.comm_key = 246_810);
+    let ok = pyzk(zk.addr(), 246_810, &["sizes"]);
+    assert_eq!(ok["sizes"]["users"], 3);
+    let t = Instant::now();
+    let bad = pyzk(zk.addr(), 13_579, &["sizes"]);
+    assert!(
+        bad["error"].as_str().unwrap().contains("Unauthenticated"),
+        "{bad}"
+    );
+    let first = t.elapsed();
+    let t = Instant::now();
+    let _ = pyzk(zk.addr(), 13_579, &["sizes"]);
+    assert!(t.elapsed() > first, "a repeated failure waits longer");
+    let none = pyzk(zk.addr(), 0, &["sizes"]);
+    assert!(none["error"].is_string(), "no key is a wrong key: {none}");
+}
+
+#[test]
+fn disable_pauses_the_kiosk_and_enable_resumes_it_while_writes_and_set_time_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, clock) = hr_store(dir.path(), 3, 20);
+    drop(store);
+    let mut zk = Zk::start(dir.path(), clock, |c| c.disable_seconds = 90);
+    let v = pyzk(
+        zk.addr(),
+        0,
+        &["disable", "enable", "free", "refresh", "settime"],
+    );
+    assert_eq!(v["disable"], true);
+    assert_eq!(v["enable"], true);
+    assert!(
+        v["settime"].as_str().unwrap().contains("can't set time"),
+        "{v}"
+    );
+    assert_eq!(
+        zk.control.try_recv().unwrap(),
+        Control::Disable { seconds: 90 }
+    );
+    assert_eq!(zk.control.try_recv().unwrap(), Control::Enable);
+    drop(zk);
+    // Both the refused set-time and the session are in the signed audit log.
+    let (store, _) = common::open(dir.path());
+    let actions: Vec<String> = store
+        .recent_audit(20)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert!(actions.contains(&"zk_set_time".to_string()), "{actions:?}");
+    assert!(actions.contains(&"zk_session".to_string()), "{actions:?}");
+}
+
+#[test]
+fn clear_attendance_moves_the_clients_cursor_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, clock) = hr_store(dir.path(), 5, 200);
+    let total = store.stats().unwrap().checkins;
+    drop(store);
+    let zk = Zk::start(dir.path(), clock.clone(), |_| {});
+    let v = pyzk(
+        zk.addr(),
+        0,
+        &["attendance", "clear", "attendance", "sizes"],
+    );
+    assert_eq!(v["clear"], true);
+    assert_eq!(
+        v["attendance"].as_array().unwrap().len(),
+        0,
+        "after the cursor: nothing"
+    );
+    assert_eq!(v["sizes"]["records"], 0);
+    // A new check-in after the clear is read, and only it.
+    {
+        let (mut s, _) = common::open(dir.path());
+        s.append(&common::checkin("E0001")).unwrap();
+    }
+    let v = pyzk(zk.addr(), 0, &["attendance"]);
+    assert_eq!(v["attendance"].as_array().unwrap().len(), 1);
+    drop(zk);
+    let (store, _) = common::open(dir.path());
+    assert_eq!(
+        store.stats().unwrap().checkins,
+        total + 1,
+        "nothing deleted"
+    );
+    let (code, _, err) = common::run(&["--data-dir", dir.path().to_str().unwrap(), "verify"]);
+    assert_eq!(code, 0, "the chain still verifies: {err}");
+    assert!(
+        store
+            .recent_audit(10)
+            .unwrap()
+            .iter()
+            .any(|a| a.action == "zk_clear_attendance")
+    );
+}
+
+#[test]
+fn zkteco_js_reads_the_same_users_and_attendance_as_pyzk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, clock) = hr_store(dir.path(), 12, 3_000);
+    drop(store);
+    let zk = Zk::start(dir.path(), clock, |_| {});
+    let py = pyzk(zk.addr(), 0, &["users", "attendance"]);
+    let out = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/partners/zk_pull.js"
+        ))
+        .arg(zk.addr().ip().to_string())
+        .arg(zk.addr().port().to_string())
+        .env("NODE_PATH", tool("npm/node_modules"))
+        .output()
+        .expect("node runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| {
+            panic!(
+                "no result: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let js: Value = serde_json::from_str(line).unwrap();
+    assert!(js["error"].is_null(), "{js}");
+    let ids = |v: &Value, key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["user_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&js, "users"), ids(&py, "users"));
+    let js_att: Vec<(String, u64)> = js["attendance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a[0].as_str().unwrap().to_string(), a[1].as_u64().unwrap()))
+        .collect();
+    let py_att: Vec<(String, u64)> = py["attendance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a[0].as_str().unwrap().to_string(), a[2].as_u64().unwrap()))
+        .collect();
+    assert_eq!(js_att.len(), 2_700);
+    assert_eq!(js_att, py_att, "the same punches, states and order");
+}
+
+fn raw(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(bytes)?;
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    Ok(out)
+}
+
+#[test]
+fn malformed_frames_floods_and_silent_clients_end_their_session_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, clock) = hr_store(dir.path(), 3, 30);
+    drop(store);
+    let zk = Zk::start(dir.path(), clock, |c| {
+        c.idle_seconds = 1;
+        c.max_connections = 8;
+    });
+    let addr = zk.addr();
+    let connect = wire::frame(wire::cmd::CONNECT, 0, 65534, b"");
+    // A truncated header, then a wrong checksum, then a length larger than the packet.
+    assert!(raw(addr, &connect[..5]).unwrap().is_empty());
+    let mut bad_sum = connect.clone();
+    bad_sum[10] ^= 0x55;
+    assert!(
+        raw(addr, &bad_sum).unwrap().is_empty(),
+        "no answer to a bad checksum"
+    );
+    let mut long = connect.clone();
+    long[4..8].copy_from_slice(&200u32.to_le_bytes());
+    assert!(raw(addr, &long).unwrap().is_empty());
+    // 1 MB of garbage.
+    let garbage: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let _ = raw(addr, &garbage);
+    // An unknown command gets the protocol's "unknown" reply, and the session goes on.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&connect).unwrap();
+    let mut reply = [0u8; 16];
+    s.read_exact(&mut reply).unwrap();
+    let session = u16::from_le_bytes([reply[12], reply[13]]);
+    s.write_all(&wire::frame(4242, session, 1, b"")).unwrap();
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(
+        u16::from_le_bytes([reply[8], reply[9]]),
+        wire::cmd::ACK_UNKNOWN
+    );
+    // A silent client is dropped after idle_seconds.
+    let t = Instant::now();
+    let mut buf = [0u8; 1];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
+    assert!(t.elapsed() < Duration::from_secs(4));
+    // 200 connections at once: at most 8 are served, the rest closed, nothing crashes.
+    let flood: Vec<TcpStream> = (0..200)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    let (mut store, _) = common::open(dir.path());
+    let mut lat = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        store.append(&common::checkin("E0002")).unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(f64::total_cmp);
+    eprintln!(
+        "check-in append during a 200-connection flood: median {:.1} ms, max {:.1} ms",
+        lat[lat.len() / 2],
+        lat[lat.len() - 1]
+    );
+    drop(flood);
+    std::thread::sleep(Duration::from_millis(1500));
+    let v = pyzk(addr, 0, &["sizes"]);
+    assert_eq!(v["sizes"]["users"], 3, "the server still serves: {v}");
+}
