@@ -507,3 +507,286 @@ fn malformed_frames_floods_and_silent_clients_end_their_session_only() {
     let v = pyzk(addr, 0, &["sizes"]);
     assert_eq!(v["sizes"]["users"], 3, "the server still serves: {v}");
 }
+
+/// django-fingerprint-attendance in a minimal Django project on SQLite, on loopback.
+struct Receiver {
+    db: std::path::PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl Receiver {
+    fn script() -> &'static str {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/partners/adms_site.py")
+    }
+
+    fn start(dir: &Path) -> Receiver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = Receiver {
+            db: dir.join("hr.sqlite3"),
+            port,
+            child: None,
+        };
+        r.up();
+        r
+    }
+
+    fn up(&mut self) {
+        let log = std::fs::File::create(self.db.with_extension("log")).unwrap();
+        let child = Command::new(tool("venv/bin/python"))
+            .arg(Self::script())
+            .arg(&self.db)
+            .args(["serve", &self.port.to_string()])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "the ADMS receiver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Value {
+        let out = Command::new(tool("venv/bin/python"))
+            .arg(Self::script())
+            .arg(&self.db)
+            .args(args)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// A store with a day of accepted and refused check-ins, seconds apart (ADMS servers take a
+/// person's punches in one second as one).
+fn day_store(dir: &Path, n: usize) -> Arc<SimClock> {
+    let (mut store, clock) = hr_store(dir, 12, 0);
+    for i in 0..n {
+        clock.advance(Duration::from_secs(7));
+        let mut r = common::checkin(&format!("E{:04}", i % 12));
+        r.punch = [Punch::In, Punch::Out, Punch::BreakOut, Punch::BreakIn][i % 4];
+        if i % 9 == 8 {
+            r = common::failed(&format!("E{:04}", i % 12), "face_mismatch");
+        }
+        store.append(&r).unwrap();
+    }
+    clock
+}
+
+fn adms_config(dir: &Path, url: &str) -> std::path::PathBuf {
+    common::write_config(
+        dir,
+        dir,
+        &format!(
+            "[site]\ntime_zone = {ZONE:?}\n[adms]\nurl = {url:?}\nserial = \"CFTEST1\"\nbatch_size = 50\ntimeout_seconds = 5\nbackoff_max_seconds = 2\n"
+        ),
+    )
+}
+
+/// (employee, UTC second, ZK state) of every accepted check-in, from the export.
+fn exported_utc(dir: &Path) -> Vec<(String, String, String)> {
+    let (code, out, err) = common::run(&[
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "export",
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut v: Vec<_> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["outcome"] == "accepted")
+        .map(|v| {
+            let p: Punch = v["punch"].as_str().unwrap().parse().unwrap();
+            (
+                v["employee_id"].as_str().unwrap().to_string(),
+                v["time_utc"].as_str().unwrap()[..19].to_string(),
+                p.zk_state().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn received(r: &Receiver) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = r
+        .run(&["punches"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["pin"].as_str().unwrap().to_string(),
+                p["utc"].as_str().unwrap().to_string(),
+                p["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn adms_push_delivers_every_accepted_checkin_exactly_once_through_kills_and_outages() {
+    let dir = tempfile::tempdir().unwrap();
+    day_store(dir.path(), 1_200);
+    let mut hr = Receiver::start(dir.path());
+    let cfg = adms_config(dir.path(), &hr.url());
+    let cfg = cfg.to_str().unwrap();
+    // Before the HR admin approves it, the server refuses the data: nothing moves.
+    let (code, _, err) = common::run(&["--config", cfg, "adms", "push", "--once"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("403"), "{err}");
+    assert!(received(&hr).is_empty());
+    hr.run(&["approve", &hr.port.to_string(), "CFTEST1"]);
+    // Killed at random moments during the upload, ten times.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..10 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = Command::new(common::bin())
+            .args(["--config", cfg, "adms", "push"])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(150 + rng % 600));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let (code, out, err) = common::run(&["--config", cfg, "adms", "push", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("waiting 0"), "{out}");
+    let want = exported_utc(dir.path());
+    assert_eq!(want.len(), 1_200 - 1_200 / 9);
+    assert_eq!(
+        received(&hr),
+        want,
+        "every accepted check-in once, right PIN, time and state"
+    );
+
+    // The server down for a while: new check-ins wait, then arrive.
+    hr.down();
+    {
+        let (mut s, clock) = common::open(dir.path());
+        // Later the same day (the store's simulated clock starts at its epoch again).
+        clock.advance(Duration::from_secs(3 * 3600));
+        for i in 0..30 {
+            clock.advance(Duration::from_secs(5));
+            let mut r = common::checkin(&format!("E{:04}", i % 12));
+            r.punch = Punch::Out;
+            s.append(&r).unwrap();
+        }
+    }
+    let (code, _, err) = common::run(&["--config", cfg, "adms", "push", "--once"]);
+    assert_ne!(code, 0, "no server: an error, and nothing lost");
+    assert!(err.contains("ADMS server"), "{err}");
+    hr.up();
+    let (code, out, err) = common::run(&["--config", cfg, "adms", "push", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("waiting 0"), "{out}");
+    let after = exported_utc(dir.path());
+    assert_eq!(after.len(), want.len() + 30);
+    assert_eq!(received(&hr), after, "the backlog arrived, once");
+}
+
+#[test]
+fn adms_answers_info_check_and_attlog_queries_from_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    day_store(dir.path(), 60);
+    let hr = Receiver::start(dir.path());
+    let cfg = adms_config(dir.path(), &hr.url());
+    let cfg = cfg.to_str().unwrap();
+    let _ = common::run(&["--config", cfg, "adms", "push", "--once"]);
+    hr.run(&["approve", &hr.port.to_string(), "CFTEST1"]);
+    hr.run(&["command", "CFTEST1", "info"]);
+    hr.run(&["command", "CFTEST1", "check"]);
+    hr.run(&[
+        "command",
+        "CFTEST1",
+        "query_attlog",
+        r#"{"start": "2000-01-01 00:00:00", "end": "2099-12-31 23:59:59"}"#,
+    ]);
+    hr.run(&["command", "CFTEST1", "reboot"]);
+    let (code, _, err) = common::run(&["--config", cfg, "adms", "push", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    let results = hr.run(&["results"]);
+    let by = |prefix: &str| {
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["command"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {results}"))
+            .clone()
+    };
+    assert_eq!(by("INFO")["return"], 0, "{results}");
+    assert_eq!(by("CHECK")["return"], 0);
+    assert_eq!(
+        by("DATA QUERY ATTLOG")["return"],
+        60 - 60 / 9,
+        "every accepted one re-sent"
+    );
+    assert_ne!(by("REBOOT")["return"], 0, "unsupported commands say so");
+    // The re-sent punches were absorbed by the server's dedupe.
+    assert_eq!(received(&hr), exported_utc(dir.path()));
+}
+
+#[test]
+fn an_adms_server_that_answers_500s_or_garbage_moves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    day_store(dir.path(), 20);
+    for reply in [
+        "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 5\r\nconnection: close\r\n\r\nERROR",
+        "HTTP/1.1 200 OK\r\ncontent-length: 17\r\nconnection: close\r\n\r\n<html>oops</html>",
+    ] {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let reply = reply.to_string();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten().take(20) {
+                let mut s = s;
+                let mut buf = [0u8; 65536];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(reply.as_bytes());
+            }
+        });
+        let cfg = adms_config(dir.path(), &url);
+        let (code, _, err) =
+            common::run(&["--config", cfg.to_str().unwrap(), "adms", "push", "--once"]);
+        assert_ne!(code, 0, "{err}");
+        assert!(err.contains("ADMS"), "{err}");
+        let (s, _) = common::open(dir.path());
+        assert_eq!(s.adms_sent().unwrap(), 0, "the cursor did not move");
+    }
+}
