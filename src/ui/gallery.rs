@@ -9,8 +9,10 @@ use crate::base::config::Language;
 pub const SIZES: [(u32, u32); 2] = [(800, 480), (1280, 800)];
 
 /// The screens the README shows (the tests render all of [`scenarios`]).
-pub const README_SCREENS: [&str; 12] = [
+pub const README_SCREENS: [&str; 14] = [
     "idle",
+    "idle-punch",
+    "paused",
     "capture",
     "pin",
     "accepted",
@@ -96,6 +98,37 @@ pub fn scenarios() -> Vec<(&'static str, UiState)> {
             with(&|st| {
                 st.online = false;
                 st.queued = 37;
+            }),
+        ),
+        (
+            "idle-punch",
+            with(&|st| {
+                st.punches = [
+                    "in",
+                    "out",
+                    "break_out",
+                    "break_in",
+                    "overtime_in",
+                    "overtime_out",
+                ]
+                .map(String::from)
+                .to_vec();
+                st.chosen_punch = "break_out".into();
+            }),
+        ),
+        (
+            "paused",
+            with(&|st| {
+                st.paused = true;
+                st.paused_seconds = 287;
+            }),
+        ),
+        (
+            "accepted-break",
+            with(&|st| {
+                st.page = PageId::Accepted;
+                st.name = "Alex Morgan".into();
+                st.direction = "break_out".into();
             }),
         ),
         ("camera-lost", with(&|st| st.camera_live = false)),

@@ -103,7 +103,11 @@ fn export_csv_and_jsonl_respect_the_range() {
         .collect();
     assert_eq!(rows.len(), 6);
     assert_eq!(rows[0]["employee_id"], "E0");
-    assert_eq!(rows[0]["time"], "2026-11-30T08:41:00.000Z");
+    // Local time (the system's zone here) with its offset, and the same instant in UTC.
+    assert_eq!(rows[0]["time_utc"], "2026-11-30T08:41:00.000Z");
+    let local = chrono::DateTime::parse_from_rfc3339(rows[0]["time"].as_str().unwrap()).unwrap();
+    assert_eq!(local.timestamp_millis(), 1_796_028_060_000);
+    assert_eq!(rows[0]["punch"], "in");
     assert_eq!(rows[0]["method"], "badge_face");
     assert_eq!(rows[5]["seq"], 6);
 
