@@ -77,6 +77,13 @@ enum Cmd {
         /// Write here instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// One row per worked span (an in and the out that closes it, across midnight within
+        /// the site's work day) instead of one per check-in.
+        #[arg(long)]
+        pairs: bool,
+        /// With --pairs: one span per person and work day, first punch to last.
+        #[arg(long, requires = "pairs")]
+        first_last: bool,
     },
     /// Paired kiosks: unpair one, or read the hub's pairing audit log.
     Device {
@@ -180,7 +187,16 @@ fn main() -> ExitCode {
             since,
             until,
             output,
-        } => hub::cli::timesheet(&cli.db, &since, &until, output.as_deref(), out),
+            pairs,
+            first_last,
+        } => {
+            let opts = hub::db::timesheet::TimesheetOptions {
+                sites: cfg.sites.clone(),
+                pairs,
+                first_last,
+            };
+            hub::cli::timesheet(&cli.db, &since, &until, &opts, output.as_deref(), out)
+        }
         Cmd::Chains { json } => hub::cli::chains(&cli.db, json, out),
         Cmd::Device {
             command: DeviceCmd::Unpair { id },

@@ -260,6 +260,7 @@ pub fn timesheet(
     db: &Path,
     since: &str,
     until: &str,
+    opts: &crate::hub::db::timesheet::TimesheetOptions,
     output: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -273,9 +274,9 @@ pub fn timesheet(
         Some(p) => {
             let mut f = std::fs::File::create(p)
                 .map_err(|e| Error::invalid(p.display().to_string(), e.to_string()))?;
-            h.timesheet(from, to, &mut f)?
+            h.timesheet_with(from, to, opts, &mut f)?
         }
-        None => h.timesheet(from, to, out)?,
+        None => h.timesheet_with(from, to, opts, out)?,
     };
     tracing::info!(rows = n, "timesheet written");
     Ok(())

@@ -13,6 +13,7 @@ pub(crate) mod ingest;
 pub mod pairing;
 pub(crate) mod reports;
 pub(crate) mod roster;
+pub mod timesheet;
 
 use std::path::Path;
 
@@ -102,6 +103,9 @@ pub struct HubPrivacy {
 pub struct HubConfig {
     /// Where data may live.
     pub privacy: HubPrivacy,
+    /// Per site (by the name kiosks were paired with): its time zone and day boundary, for
+    /// the timesheet's local times and work days.
+    pub sites: std::collections::BTreeMap<String, timesheet::SiteTime>,
 }
 
 impl HubConfig {
@@ -129,6 +133,16 @@ impl HubConfig {
                 )],
             }
         })?;
+        for (name, site) in &cfg.sites {
+            site.check()
+                .map_err(|why| crate::base::error::Error::ConfigInvalid {
+                    path: path.to_path_buf(),
+                    problems: vec![crate::base::problem::Problem::at(
+                        &format!("sites.{name}"),
+                        why,
+                    )],
+                })?;
+        }
         Ok(cfg)
     }
 }

@@ -200,6 +200,19 @@ impl Kiosk {
         };
         (kiosk, SimDevices { feed, gpio, badge })
     }
+
+    /// Starts the HR-terminal protocols the config turns on (ZK, ADMS) beside this kiosk:
+    /// `clockface run` does it in [`open`], the demo and tests with this.
+    pub fn with_hr(mut self) -> Result<Kiosk> {
+        let opts = crate::store::StoreOptions::from_config(&self.config);
+        self.hr = HrLinks::start(
+            &self.config,
+            &opts,
+            self.store.identity().device_id,
+            self.clock.clone(),
+        )?;
+        Ok(self)
+    }
 }
 
 /// Looks a person up for the machine, with where they stand under `policy`'s consent notice.

@@ -800,6 +800,7 @@ fn a_kiosk_provisioned_for_another_region_is_refused_unless_the_hub_allows_it() 
                     data_region: "eu-west".into(),
                     allow_cross_region: allow,
                 },
+                ..Default::default()
             },
         )
         .unwrap()

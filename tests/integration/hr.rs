@@ -136,6 +136,11 @@ impl Drop for Zk {
     }
 }
 
+/// pyzk with no comm key: for other test modules.
+pub fn pyzk_at(addr: SocketAddr, steps: &[&str]) -> Value {
+    pyzk(addr, 0, steps)
+}
+
 /// Runs pyzk's steps on one connection; the JSON it printed.
 fn pyzk(addr: SocketAddr, key: u32, steps: &[&str]) -> Value {
     let out = Command::new(tool("venv/bin/python"))
@@ -789,4 +794,157 @@ fn an_adms_server_that_answers_500s_or_garbage_moves_nothing() {
         let (s, _) = common::open(dir.path());
         assert_eq!(s.adms_sent().unwrap(), 0, "the cursor did not move");
     }
+}
+
+#[test]
+fn the_hub_timesheet_is_local_and_pairs_a_night_shift_across_midnight() {
+    use clockface::hub::db::timesheet::{SiteTime, TimesheetOptions};
+    use common::net::{TestHub, block};
+    let hub = TestHub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, clock) = common::open(dir.path());
+    let mut cfg = clockface::base::config::Config::default();
+    cfg.sync.url = hub.url.clone();
+    block(clockface::sync::pair(
+        &mut store,
+        &cfg,
+        &hub.url,
+        &hub.pairing_code(),
+    ))
+    .unwrap();
+    // T0 is 2026-11-30 08:40 UTC, 16:40 in Shanghai. Minutes after T0, with punches:
+    let at = |m: i64| Duration::from_secs((m * 60) as u64);
+    let plan = [
+        (320, "E1", Punch::In),             // 22:00 local on the 30th
+        (300 + 20 + 300, "E1", Punch::Out), // 03:00 local on the 1st
+        (920, "E2", Punch::In),             // 08:00 on the 1st
+        (1160, "E2", Punch::BreakOut),      // 12:00
+        (1220, "E2", Punch::BreakIn),       // 13:00
+        (1460, "E2", Punch::Out),           // 17:00
+    ];
+    let mut elapsed = 0;
+    for (m, who, punch) in plan {
+        clock.advance(at(m - elapsed));
+        elapsed = m;
+        let mut r = common::checkin(who);
+        r.punch = punch;
+        store.append(&r).unwrap();
+    }
+    let s = clockface::sync::Syncer::for_store(&store, &cfg)
+        .unwrap()
+        .unwrap();
+    block(s.round(&mut store)).unwrap();
+    let site = SiteTime {
+        time_zone: ZONE.into(),
+        day_starts: "04:00".into(),
+    };
+    let mut opts = TimesheetOptions {
+        sites: [("HQ".to_string(), site)].into_iter().collect(),
+        pairs: false,
+        first_last: false,
+    };
+    let sheet = |opts: &TimesheetOptions| {
+        let mut out = Vec::new();
+        hub.db()
+            .timesheet_with(0, i64::MAX, opts, &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let head = r.headers().unwrap().clone();
+        r.records()
+            .map(|row| {
+                let row = row.unwrap();
+                head.iter()
+                    .zip(row.iter())
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let rows = sheet(&opts);
+    assert_eq!(rows.len(), 6);
+    assert_eq!(rows[0]["time_local"], "2026-11-30T22:00:00.000+08:00");
+    assert_eq!(rows[0]["punch"], "in");
+    assert_eq!(rows[1]["time_local"], "2026-12-01T03:00:00.000+08:00");
+    assert_eq!(
+        rows[1]["date"], "2026-11-30",
+        "before 04:00 counts for the day before"
+    );
+    assert_eq!(rows[3]["punch"], "break_out");
+    assert_eq!(rows[3]["direction"], "out");
+    opts.pairs = true;
+    let pairs = sheet(&opts);
+    let e1: Vec<_> = pairs.iter().filter(|p| p["employee_id"] == "E1").collect();
+    assert_eq!(e1.len(), 1, "{pairs:?}");
+    assert_eq!(e1[0]["work_date"], "2026-11-30");
+    assert_eq!(e1[0]["hours"], "5.00");
+    assert_eq!(e1[0]["note"], "");
+    let e2: Vec<_> = pairs.iter().filter(|p| p["employee_id"] == "E2").collect();
+    assert_eq!(
+        e2.iter().map(|p| p["hours"].as_str()).collect::<Vec<_>>(),
+        ["4.00", "4.00"],
+        "the break is not worked time"
+    );
+    opts.first_last = true;
+    let fl = sheet(&opts);
+    let e2: Vec<_> = fl.iter().filter(|p| p["employee_id"] == "E2").collect();
+    assert_eq!(e2.len(), 1);
+    assert_eq!(e2[0]["hours"], "9.00");
+    // With the day starting at midnight the night shift splits into two half spans.
+    opts.sites.get_mut("HQ").unwrap().day_starts = "00:00".into();
+    opts.first_last = false;
+    let split = sheet(&opts);
+    let e1: Vec<_> = split.iter().filter(|p| p["employee_id"] == "E1").collect();
+    assert_eq!(
+        e1.iter().map(|p| p["note"].as_str()).collect::<Vec<_>>(),
+        ["missing_out", "missing_in"]
+    );
+    // The command line takes the sites from the hub's config.
+    let conf = dir.path().join("hub.toml");
+    std::fs::write(
+        &conf,
+        format!("[sites.HQ]\ntime_zone = {ZONE:?}\nday_starts = \"04:00\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_clockface-hub"))
+        .arg("--db")
+        .arg(&hub.db)
+        .arg("--config")
+        .arg(&conf)
+        .args([
+            "timesheet",
+            "--since",
+            "2026-11-29",
+            "--until",
+            "2026-12-03",
+            "--pairs",
+            "--first-last",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(",5.00,in,out,"), "{text}");
+    assert!(text.contains(",9.00,in,out,"), "{text}");
+    std::fs::write(&conf, "[sites.HQ]\ntime_zone = \"Mars/Base\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_clockface-hub"))
+        .arg("--db")
+        .arg(&hub.db)
+        .arg("--config")
+        .arg(&conf)
+        .args([
+            "timesheet",
+            "--since",
+            "2026-11-29",
+            "--until",
+            "2026-12-03",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Mars/Base"));
 }

@@ -13,7 +13,7 @@ use clockface::camera::replay::{self, ReplayFeed, Scene};
 use clockface::hw::gpio::{Pin, SimGpio};
 use clockface::kiosk::events::Screen;
 use clockface::kiosk::runner::{self, Kiosk, Report, UiInput};
-use clockface::store::record::Outcome;
+use clockface::store::record::{Outcome, Punch};
 use clockface::store::roster::Employee;
 use clockface::store::{Store, StoreOptions};
 use clockface::vision::{FaceAvailability, Vision};
@@ -118,6 +118,8 @@ fn start_with(
         clock,
         15,
     );
+    // The HR-terminal protocols the config turns on, as `clockface run` starts them.
+    let kiosk = kiosk.with_hr().unwrap();
     let (ui, ui_rx) = mpsc::unbounded_channel();
     let (rep_tx, reports) = mpsc::unbounded_channel();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -741,4 +743,81 @@ async fn a_minor_without_guardian_consent_is_refused_on_the_touchscreen() {
         "the consent text is not even shown"
     );
     let (_, _, _dir) = h.finish_keep().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zk_client_pauses_the_running_kiosk_reads_its_punch_and_the_pause_ends() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut h = start_with(false, VisionConfig::default(), |c, _| {
+        c.zk.listen = listen.clone();
+        c.zk.disable_seconds = 10;
+        c.policy.direction = clockface::base::config::DirectionPolicy::Ask;
+        c.policy.break_punches = true;
+    });
+    h.until("idle", |r| matches!(r, Report::Screen(Screen::Idle { .. })))
+        .await;
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    let pull = move |steps: &'static [&'static str]| {
+        tokio::task::spawn_blocking(move || crate::hr::pyzk_at(addr, steps))
+    };
+    pull(&["disable"]).await.unwrap();
+    h.until("paused", |r| {
+        matches!(r, Report::Screen(Screen::Paused { .. }))
+    })
+    .await;
+    // A tap while paused records nothing and says so.
+    h.badge.send("04A1B2C3".into()).unwrap();
+    h.until("paused again", |r| {
+        matches!(r, Report::Screen(Screen::Paused { .. }))
+    })
+    .await;
+    pull(&["enable"]).await.unwrap();
+    h.until("idle", |r| matches!(r, Report::Screen(Screen::Idle { .. })))
+        .await;
+    // Break start picked on the screen, then badge + PIN.
+    h.ui.send(UiInput::Punch(Punch::BreakOut)).unwrap();
+    h.until("the pick", |r| {
+        matches!(
+            r,
+            Report::Screen(Screen::Idle {
+                chosen: Some(Punch::BreakOut),
+                ..
+            })
+        )
+    })
+    .await;
+    h.badge.send("04A1B2C3".into()).unwrap();
+    h.until("the PIN pad", |r| {
+        matches!(r, Report::Screen(Screen::PinPad { .. }))
+    })
+    .await;
+    h.ui.send(UiInput::Pin("1234".into())).unwrap();
+    h.verdict().await;
+    let v = pull(&["attendance"]).await.unwrap();
+    let att = v["attendance"].as_array().unwrap();
+    assert_eq!(att.len(), 1, "{v}");
+    assert_eq!(att[0][0], "E1");
+    assert_eq!(att[0][2], 2, "break out is ZK state 2");
+    // A disable nobody follows with enable ends by itself.
+    pull(&["disable"]).await.unwrap();
+    h.until("paused", |r| {
+        matches!(r, Report::Screen(Screen::Paused { .. }))
+    })
+    .await;
+    let t = std::time::Instant::now();
+    h.until("idle again", |r| {
+        matches!(r, Report::Screen(Screen::Idle { .. }))
+    })
+    .await;
+    assert!(t.elapsed() < Duration::from_secs(15));
+    let (records, _) = h.finish().await;
+    assert_eq!(
+        records,
+        vec![(Outcome::Accepted, "E1".into(), String::new())]
+    );
 }

@@ -613,3 +613,112 @@ fn face_only_identifies_from_idle_when_policy_allows() {
         "off without the policy"
     );
 }
+
+fn punch_of(v: &[Effect]) -> Option<Punch> {
+    v.iter().find_map(|e| match e {
+        Effect::Record(r) => Some(r.punch),
+        _ => None,
+    })
+}
+
+fn screen_of(v: &[Effect]) -> Option<&Screen> {
+    v.iter().find_map(|e| match e {
+        Effect::Show(s) => Some(s),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_punch_picked_on_the_idle_screen_goes_into_the_record_and_lapses_back_to_the_schedule() {
+    let policy = PolicyConfig {
+        direction: DirectionPolicy::Ask,
+        break_punches: true,
+        ..PolicyConfig::default()
+    };
+    let mut m = Machine::new(policy, THRESHOLDS, true);
+    // Break types offered, overtime not (the policy does not allow it).
+    assert_eq!(
+        m.punch_choices(),
+        vec![Punch::In, Punch::Out, Punch::BreakOut, Punch::BreakIn]
+    );
+    let shown = m.step(Event::ChoosePunch(Punch::BreakOut), at(0));
+    assert!(matches!(
+        screen_of(&shown),
+        Some(Screen::Idle {
+            chosen: Some(Punch::BreakOut),
+            ..
+        })
+    ));
+    // A type the policy does not offer is ignored.
+    let shown = m.step(Event::ChoosePunch(Punch::OvertimeIn), at(1));
+    assert!(matches!(
+        screen_of(&shown),
+        Some(Screen::Idle {
+            chosen: Some(Punch::BreakOut),
+            ..
+        })
+    ));
+    let p = person("E1", false, true);
+    m.step(badge(Some(p.clone())), at(2));
+    let out = m.step(Event::Pin { ok: true }, at(3));
+    assert_eq!(punch_of(&out), Some(Punch::BreakOut));
+    assert!(matches!(
+        screen_of(&out),
+        Some(Screen::Accepted {
+            punch: Punch::BreakOut,
+            ..
+        })
+    ));
+    // The pick was used up: the next person gets the schedule's (08:30 is "in").
+    m.step(Event::Tick, at(30));
+    let q = person("E2", false, true);
+    m.step(badge(Some(q.clone())), at(31));
+    assert_eq!(
+        punch_of(&m.step(Event::Pin { ok: true }, at(32))),
+        Some(Punch::In)
+    );
+    // A pick nobody follows with a badge lapses.
+    m.step(Event::Tick, at(60));
+    m.step(Event::ChoosePunch(Punch::Out), at(61));
+    m.step(badge(Some(person("E3", false, true))), at(61 + 16));
+    assert_eq!(
+        punch_of(&m.step(Event::Pin { ok: true }, at(61 + 17))),
+        Some(Punch::In)
+    );
+}
+
+#[test]
+fn a_zk_pause_refuses_taps_without_records_and_ends_by_itself_or_on_enable() {
+    let mut m = machine(true);
+    let shown = m.step(Event::Pause { seconds: Some(60) }, at(0));
+    assert!(matches!(
+        screen_of(&shown),
+        Some(Screen::Paused { seconds: 60 })
+    ));
+    let tap = m.step(badge(Some(person("E1", false, true))), at(10));
+    assert!(records(&tap).is_empty(), "a paused kiosk records nothing");
+    assert!(matches!(
+        screen_of(&tap),
+        Some(Screen::Paused { seconds: 50 })
+    ));
+    assert!(m.is_idle());
+    // Past its time the pause ends at the next tick, and taps work again.
+    let back = m.step(Event::Tick, at(61));
+    assert!(matches!(screen_of(&back), Some(Screen::Idle { .. })));
+    m.step(badge(Some(person("E1", false, true))), at(62));
+    assert_eq!(records(&m.step(Event::Pin { ok: true }, at(63))).len(), 1);
+    // "Enable" ends a pause at once.
+    m.step(Event::Tick, at(100));
+    m.step(Event::Pause { seconds: Some(300) }, at(101));
+    let back = m.step(Event::Pause { seconds: None }, at(102));
+    assert!(matches!(screen_of(&back), Some(Screen::Idle { .. })));
+    let out = m.step(badge(Some(person("E2", false, true))), at(103));
+    assert!(matches!(screen_of(&out), Some(Screen::PinPad { .. })));
+    // A check-in under way when the pause arrives finishes first.
+    let mut m = machine(true);
+    m.step(badge(Some(person("E3", false, true))), at(0));
+    assert!(m.step(Event::Pause { seconds: Some(60) }, at(1)).is_empty());
+    assert_eq!(records(&m.step(Event::Pin { ok: true }, at(2))).len(), 1);
+    let after = m.step(Event::Tick, at(10));
+    assert!(matches!(screen_of(&after), Some(Screen::Paused { .. })));
+}

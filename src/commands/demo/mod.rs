@@ -44,6 +44,10 @@ pub struct DemoArgs {
     /// Never open a window, even when a display exists.
     #[arg(long)]
     headless: bool,
+    /// Also serve the ZK terminal protocol here (IP:PORT), as `[zk] listen` does for `run`:
+    /// HR tools can pull the demo's punches, and `clockface bench hr` loads it.
+    #[arg(long, value_name = "IP:PORT")]
+    zk_listen: Option<String>,
 }
 
 impl DemoArgs {
@@ -52,9 +56,16 @@ impl DemoArgs {
         crate::commands::context::init_logging("warn");
         crate::kiosk::tune_allocator();
         if !self.headless && crate::ui::app::display_available() {
-            run_in_window(self.keep, self.screens).map(drop)
+            run_in_window(self.keep, self.screens, self.zk_listen).map(drop)
         } else {
-            run(self.keep.as_deref(), self.screens.as_deref(), out).map(drop)
+            run_with_window(
+                self.keep.as_deref(),
+                self.screens.as_deref(),
+                out,
+                None,
+                self.zk_listen,
+            )
+            .map(drop)
         }
     }
 }
@@ -65,18 +76,28 @@ pub fn run(
     screens: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<DemoSummary> {
-    run_with_window(keep, screens, out, None)
+    run_with_window(keep, screens, out, None, None)
 }
 
 /// The demo in a window: the touchscreen on this (main) thread follows the scripted day, which
 /// runs on another thread and prints to stdout. Returns when the day is over.
-pub fn run_in_window(keep: Option<PathBuf>, screens: Option<PathBuf>) -> Result<DemoSummary> {
+pub fn run_in_window(
+    keep: Option<PathBuf>,
+    screens: Option<PathBuf>,
+    zk_listen: Option<String>,
+) -> Result<DemoSummary> {
     let (tx, rx) = mpsc::unbounded_channel();
     let day = std::thread::Builder::new()
         .name("demo".into())
         .spawn(move || {
             let mut out = std::io::stdout();
-            run_with_window(keep.as_deref(), screens.as_deref(), &mut out, Some(tx))
+            run_with_window(
+                keep.as_deref(),
+                screens.as_deref(),
+                &mut out,
+                Some(tx),
+                zk_listen,
+            )
         })
         .map_err(|e| Error::io("demo thread", e))?;
     // The window only mirrors the day: the script, not a finger, drives it.
@@ -94,6 +115,7 @@ fn run_with_window(
     screens: Option<&Path>,
     out: &mut dyn Write,
     window: Option<mpsc::UnboundedSender<Report>>,
+    zk_listen: Option<String>,
 ) -> Result<DemoSummary> {
     let tmp = tempfile::Builder::new()
         .prefix("clockface-demo-")
@@ -108,6 +130,7 @@ fn run_with_window(
     config.policy.pin_seconds = 6;
     config.policy.verdict_seconds = 2;
     config.policy.capture_seconds = 5;
+    config.zk.listen = zk_listen.unwrap_or_default();
 
     // Today, 08:40 local time.
     let today = chrono::Local::now()
@@ -189,13 +212,14 @@ fn run_with_window(
         None => (alex, alex_enrol, alex_other, sam),
     };
     let sam_on_phone = Arc::new(replay::phone_screen(&sam));
-    let (mut kiosk, devices) = Kiosk::simulated(
+    let (kiosk, devices) = Kiosk::simulated(
         config.clone(),
         store,
         (vision, availability),
         clock.clone(),
         10,
     );
+    let mut kiosk = kiosk.with_hr()?;
     kiosk.outbox = Some(crate::sync::spawn_outbox(
         StoreOptions::from_config(&config),
         config.clone(),

@@ -1,13 +1,9 @@
-//! Reports over what the hub holds: the timesheet, each device's chains (heads, gaps,
-//! conflicts), counts and clock skew.
+//! Reports over what the hub holds: each device's chains (heads, gaps, conflicts), counts and
+//! clock skew. The timesheet is in `timesheet`.
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use uuid::Uuid;
-
-use crate::base::error::Error;
-use crate::base::text::csv_cell;
-use crate::store::record::Record;
 
 use super::{Chain, HubDb};
 
@@ -35,65 +31,6 @@ pub struct ChainReport {
 }
 
 impl HubDb {
-    /// Writes a timesheet CSV of accepted check-ins in `[from_ms, until_ms)`, one row per
-    /// check-in, oldest first. Returns the number of rows.
-    pub fn timesheet(
-        &self,
-        from_ms: i64,
-        until_ms: i64,
-        out: &mut dyn std::io::Write,
-    ) -> crate::base::error::Result<u64> {
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record([
-            "employee_id",
-            "display_name",
-            "date",
-            "time_utc",
-            "direction",
-            "method",
-            "device",
-            "site",
-            "record_uuid",
-            "data_region",
-        ])
-        .map_err(csv_err)?;
-        let mut stmt = self.conn.prepare(
-            "SELECT e.bytes, d.name, d.site, coalesce(emp.display_name, ''), d.data_region
-             FROM entries e JOIN devices d ON d.id = e.device_id
-             LEFT JOIN employees emp ON emp.id = e.employee_id
-             WHERE e.chain = 'checkins' AND e.wall_ms >= ?1 AND e.wall_ms < ?2
-             ORDER BY e.wall_ms, e.device_id, e.seq",
-        )?;
-        let mut rows = stmt.query(params![from_ms, until_ms])?;
-        let mut n = 0;
-        while let Some(row) = rows.next()? {
-            let rec = Record::decode(&row.get::<_, Vec<u8>>(0)?)?;
-            if rec.outcome != crate::store::record::Outcome::Accepted {
-                continue;
-            }
-            let t = chrono::DateTime::from_timestamp_millis(rec.wall_ms).unwrap_or_default();
-            let name: String = row.get(1)?;
-            let site: String = row.get(2)?;
-            let display: String = row.get(3)?;
-            w.write_record([
-                &*csv_cell(&rec.employee_id),
-                &*csv_cell(&display),
-                &t.format("%Y-%m-%d").to_string(),
-                &t.format("%H:%M:%S").to_string(),
-                rec.punch.as_str(),
-                rec.method.as_str(),
-                &*csv_cell(&name),
-                &*csv_cell(&site),
-                &rec.uuid.to_string(),
-                &*csv_cell(&row.get::<_, String>(4)?),
-            ])
-            .map_err(csv_err)?;
-            n += 1;
-        }
-        w.flush().map_err(|e| Error::io("timesheet", e))?;
-        Ok(n)
-    }
-
     /// Gaps, heads and conflicts of every device chain.
     pub fn chain_reports(&self) -> crate::base::error::Result<Vec<ChainReport>> {
         let mut out = Vec::new();
@@ -179,8 +116,4 @@ impl HubDb {
             .optional()?
             .flatten())
     }
-}
-
-fn csv_err(e: csv::Error) -> crate::base::error::Error {
-    crate::base::error::Error::invalid("timesheet", e.to_string())
 }

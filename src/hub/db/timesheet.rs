@@ -1,0 +1,331 @@
+//! The timesheet HR reads: accepted check-ins in local time, one row each, or paired into
+//! worked spans. Each site has its time zone and a day boundary, so a night shift from 22:00 to
+//! 03:00 is one span of one work day when the day starts at 04:00. Records keep UTC; this is
+//! only how they are shown.
+
+use std::collections::BTreeMap;
+
+use rusqlite::params;
+
+use super::HubDb;
+use crate::base::error::{Error, Result};
+use crate::base::text::csv_cell;
+use crate::base::zone::SiteZone;
+use crate::store::record::{Outcome, Punch, Record};
+
+/// `[sites."NAME"]` in the hub's config: where the site is and when its work day starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteTime {
+    /// IANA time zone ("Asia/Shanghai"); "" = UTC.
+    pub time_zone: String,
+    /// Local time at which a work day starts, "HH:MM"; "" = "00:00". Punches before it count
+    /// for the day before.
+    pub day_starts: String,
+}
+
+impl SiteTime {
+    /// Checks both fields, naming what is wrong.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.zone().map_err(|e| e.to_string())?;
+        self.boundary_minutes()
+            .map(drop)
+            .ok_or_else(|| format!("day_starts {:?} is not HH:MM", self.day_starts))
+    }
+
+    fn zone(&self) -> Result<SiteZone> {
+        if self.time_zone.is_empty() {
+            Ok(SiteZone::default())
+        } else {
+            SiteZone::parse(&self.time_zone)
+        }
+    }
+
+    fn boundary_minutes(&self) -> Option<u32> {
+        if self.day_starts.is_empty() {
+            return Some(0);
+        }
+        let (h, m) = self.day_starts.split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    }
+}
+
+/// How `clockface-hub timesheet` writes.
+#[derive(Debug, Clone, Default)]
+pub struct TimesheetOptions {
+    /// Each site's zone and day boundary (sites not named: UTC, midnight).
+    pub sites: BTreeMap<String, SiteTime>,
+    /// One row per worked span (an in paired with the next out) instead of per check-in.
+    pub pairs: bool,
+    /// With `pairs`: one span per person and work day, from the first punch to the last.
+    pub first_last: bool,
+}
+
+/// One accepted check-in as the timesheet sees it.
+struct Punched {
+    employee: String,
+    display: String,
+    wall_ms: i64,
+    punch: Punch,
+    method: &'static str,
+    device: String,
+    site: String,
+    uuid: String,
+    region: String,
+    zone: SiteZone,
+    work_date: String,
+}
+
+impl Punched {
+    fn local(&self) -> String {
+        self.zone.rfc3339_ms(self.wall_ms)
+    }
+}
+
+fn csv_err(e: csv::Error) -> Error {
+    Error::invalid("timesheet", e.to_string())
+}
+
+impl HubDb {
+    /// The accepted check-ins in `[from_ms, until_ms)`, oldest first, with local times.
+    fn punches(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+        opts: &TimesheetOptions,
+    ) -> Result<Vec<Punched>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.bytes, d.name, d.site, coalesce(emp.display_name, ''), d.data_region
+             FROM entries e JOIN devices d ON d.id = e.device_id
+             LEFT JOIN employees emp ON emp.id = e.employee_id
+             WHERE e.chain = 'checkins' AND e.wall_ms >= ?1 AND e.wall_ms < ?2
+             ORDER BY e.wall_ms, e.device_id, e.seq",
+        )?;
+        let mut rows = stmt.query(params![from_ms, until_ms])?;
+        let mut out = Vec::new();
+        let mut zones: BTreeMap<String, (SiteZone, u32)> = BTreeMap::new();
+        while let Some(row) = rows.next()? {
+            let rec = Record::decode(&row.get::<_, Vec<u8>>(0)?)?;
+            if rec.outcome != Outcome::Accepted {
+                continue;
+            }
+            let site: String = row.get(2)?;
+            if !zones.contains_key(&site) {
+                let st = opts.sites.get(&site).cloned().unwrap_or_default();
+                let z = st.zone()?;
+                zones.insert(site.clone(), (z, st.boundary_minutes().unwrap_or(0)));
+            }
+            let (zone, boundary) = zones[&site];
+            let shifted = rec.wall_ms - boundary as i64 * 60_000;
+            let work_date = zone.local(shifted).format("%Y-%m-%d").to_string();
+            out.push(Punched {
+                employee: rec.employee_id.clone(),
+                display: row.get(3)?,
+                wall_ms: rec.wall_ms,
+                punch: rec.punch,
+                method: rec.method.as_str(),
+                device: row.get(1)?,
+                site,
+                uuid: rec.uuid.to_string(),
+                region: row.get(4)?,
+                zone,
+                work_date,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes a timesheet CSV of accepted check-ins in `[from_ms, until_ms)`, one row per
+    /// check-in, oldest first, times in UTC and each site at midnight UTC. Returns the rows.
+    pub fn timesheet(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64> {
+        self.timesheet_with(from_ms, until_ms, &TimesheetOptions::default(), out)
+    }
+
+    /// Writes the timesheet as `opts` asks; returns the number of rows.
+    pub fn timesheet_with(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+        opts: &TimesheetOptions,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64> {
+        let punches = self.punches(from_ms, until_ms, opts)?;
+        let mut w = csv::Writer::from_writer(out);
+        let n = if opts.pairs {
+            write_pairs(&mut w, &punches, opts.first_last)?
+        } else {
+            write_rows(&mut w, &punches)?
+        };
+        w.flush().map_err(|e| Error::io("timesheet", e))?;
+        Ok(n)
+    }
+}
+
+fn write_rows<W: std::io::Write>(w: &mut csv::Writer<W>, punches: &[Punched]) -> Result<u64> {
+    w.write_record([
+        "employee_id",
+        "display_name",
+        "date",
+        "time_utc",
+        "direction",
+        "method",
+        "device",
+        "site",
+        "record_uuid",
+        "data_region",
+        "punch",
+        "time_local",
+    ])
+    .map_err(csv_err)?;
+    for p in punches {
+        let utc = chrono::DateTime::from_timestamp_millis(p.wall_ms).unwrap_or_default();
+        w.write_record([
+            &*csv_cell(&p.employee),
+            &*csv_cell(&p.display),
+            &p.work_date,
+            &utc.format("%H:%M:%S").to_string(),
+            p.punch.direction(),
+            p.method,
+            &*csv_cell(&p.device),
+            &*csv_cell(&p.site),
+            &p.uuid,
+            &*csv_cell(&p.region),
+            p.punch.as_str(),
+            &p.local(),
+        ])
+        .map_err(csv_err)?;
+    }
+    Ok(punches.len() as u64)
+}
+
+/// A worked span: an in and the out that closes it; either may be missing.
+struct Span<'a> {
+    start: Option<&'a Punched>,
+    end: Option<&'a Punched>,
+}
+
+/// Pairs one person's punches of one work day, in time order.
+fn pair_day<'a>(day: &[&'a Punched], first_last: bool) -> Vec<Span<'a>> {
+    if first_last {
+        return match day {
+            [] => Vec::new(),
+            [only] => vec![if only.punch.direction() == "out" {
+                Span {
+                    start: None,
+                    end: Some(only),
+                }
+            } else {
+                Span {
+                    start: Some(only),
+                    end: None,
+                }
+            }],
+            [first, .., last] => vec![Span {
+                start: Some(first),
+                end: Some(last),
+            }],
+        };
+    }
+    let mut spans = Vec::new();
+    let mut open: Option<&Punched> = None;
+    for p in day {
+        let arriving = match p.punch.direction() {
+            "in" => true,
+            "out" => false,
+            // "auto": the kiosk did not decide; alternate.
+            _ => open.is_none(),
+        };
+        match (arriving, open.take()) {
+            (true, prev) => {
+                if let Some(prev) = prev {
+                    spans.push(Span {
+                        start: Some(prev),
+                        end: None,
+                    });
+                }
+                open = Some(p);
+            }
+            (false, Some(start)) => spans.push(Span {
+                start: Some(start),
+                end: Some(p),
+            }),
+            (false, None) => spans.push(Span {
+                start: None,
+                end: Some(p),
+            }),
+        }
+    }
+    if let Some(start) = open {
+        spans.push(Span {
+            start: Some(start),
+            end: None,
+        });
+    }
+    spans
+}
+
+fn write_pairs<W: std::io::Write>(
+    w: &mut csv::Writer<W>,
+    punches: &[Punched],
+    first_last: bool,
+) -> Result<u64> {
+    w.write_record([
+        "employee_id",
+        "display_name",
+        "site",
+        "work_date",
+        "in_time",
+        "out_time",
+        "hours",
+        "in_punch",
+        "out_punch",
+        "in_device",
+        "out_device",
+        "note",
+    ])
+    .map_err(csv_err)?;
+    let mut days: BTreeMap<(&str, &str), Vec<&Punched>> = BTreeMap::new();
+    for p in punches {
+        days.entry((&p.employee, &p.work_date)).or_default().push(p);
+    }
+    let mut n = 0;
+    for ((employee, date), day) in &days {
+        for s in pair_day(day, first_last) {
+            let any = s.start.or(s.end).expect("a span has a punch");
+            let hours = match (s.start, s.end) {
+                (Some(a), Some(b)) => format!("{:.2}", (b.wall_ms - a.wall_ms) as f64 / 3.6e6),
+                _ => String::new(),
+            };
+            let note = match (s.start, s.end) {
+                (Some(_), None) => "missing_out",
+                (None, Some(_)) => "missing_in",
+                _ => "",
+            };
+            let field =
+                |p: Option<&Punched>, f: &dyn Fn(&Punched) -> String| p.map(f).unwrap_or_default();
+            w.write_record([
+                &*csv_cell(employee),
+                &*csv_cell(&any.display),
+                &*csv_cell(&any.site),
+                date,
+                &field(s.start, &|p| p.local()),
+                &field(s.end, &|p| p.local()),
+                &hours,
+                &field(s.start, &|p| p.punch.as_str().into()),
+                &field(s.end, &|p| p.punch.as_str().into()),
+                &field(s.start, &|p| csv_cell(&p.device).into_owned()),
+                &field(s.end, &|p| csv_cell(&p.device).into_owned()),
+                note,
+            ])
+            .map_err(csv_err)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
