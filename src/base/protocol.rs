@@ -84,7 +84,7 @@ pub struct PairResponse {
 pub struct UploadEntry {
     /// Sequence number in the device's chain (must equal the one inside `entry`).
     pub seq: u64,
-    /// Base64 of the canonical signed bytes (CFR1 record or CFA1 audit entry).
+    /// Base64 of the canonical signed bytes (CFR2 or CFR1 record, or CFA1 audit entry).
     pub entry: String,
 }
 

@@ -376,7 +376,7 @@ impl Adms {
         match words.as_slice() {
             ["INFO", ..] => {
                 let (users, records) = (
-                    self.store.zk_users().map(|u| u.len()).unwrap_or(0),
+                    self.store.zk_user_count().unwrap_or(0),
                     self.store.accepted_count_after(0).unwrap_or(0),
                 );
                 let info = format!(
@@ -553,6 +553,7 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("adms".into())
         .spawn(move || {
+            super::background_priority();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

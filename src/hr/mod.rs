@@ -21,3 +21,13 @@ pub fn serial(cfg: &Config, device_id: uuid::Uuid) -> String {
         .cloned()
         .unwrap_or_else(|| zk::default_serial(device_id))
 }
+
+/// Lowers the calling thread's CPU priority (nice 10; threads it starts inherit it): HR reads
+/// and uploads are background work, and on a 2-core kiosk the person at the door comes first.
+pub(crate) fn background_priority() {
+    // SAFETY: plain syscalls on this thread's own id.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 10) } != 0 {
+        tracing::debug!("could not lower the HR thread's priority");
+    }
+}

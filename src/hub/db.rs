@@ -58,7 +58,7 @@ impl From<rusqlite::Error> for ApiFailure {
 /// Which of a device's two signed chains an upload belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chain {
-    /// Check-in records (CFR1).
+    /// Check-in records (CFR2, or CFR1 from before punch types).
     Checkins,
     /// Audit entries (CFA1).
     Audit,

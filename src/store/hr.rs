@@ -27,21 +27,44 @@ pub struct ZkUser {
 
 impl Store {
     /// Every active employee as a ZK user, by uid. Employees without a uid get the next free
-    /// one, in one transaction, so two sessions never hand out the same number.
+    /// one, in one write transaction (so two sessions never hand out the same number); when
+    /// every employee has one, this only reads.
     pub fn zk_users(&mut self) -> Result<Vec<ZkUser>> {
+        let missing_sql = "SELECT e.id FROM employees e LEFT JOIN zk_uids z ON z.employee_id = e.id
+                 WHERE e.active = 1 AND z.uid IS NULL ORDER BY e.id";
+        let any_missing =
+            self.conn
+                .query_row(&format!("SELECT EXISTS ({missing_sql})"), [], |r| {
+                    r.get::<_, bool>(0)
+                })?;
+        if any_missing {
+            self.assign_zk_uids(missing_sql)?;
+        }
+        self.read_zk_users()
+    }
+
+    /// How many active employees a ZK client sees (its "free sizes" user count).
+    pub fn zk_user_count(&self) -> Result<u64> {
+        let n: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM employees WHERE active = 1", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(n as u64)
+    }
+
+    fn assign_zk_uids(&mut self, missing_sql: &str) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(super::entry::map_write_err)?;
         let missing: Vec<String> = {
-            let mut stmt = tx.prepare(
-                "SELECT e.id FROM employees e LEFT JOIN zk_uids z ON z.employee_id = e.id
-                 WHERE e.active = 1 AND z.uid IS NULL ORDER BY e.id",
-            )?;
+            let mut stmt = tx.prepare(missing_sql)?;
             stmt.query_map([], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?
         };
         for id in missing {
+            // The lowest free number: 1, or one above a taken number whose successor is free.
             let free: Option<i64> = tx.query_row(
                 "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM zk_uids WHERE uid = 1) THEN 1 ELSE
                    (SELECT min(z.uid) + 1 FROM zk_uids z
@@ -57,8 +80,13 @@ impl Store {
                 params![id, uid],
             )?;
         }
+        tx.commit().map_err(super::entry::map_write_err)?;
+        Ok(())
+    }
+
+    fn read_zk_users(&self) -> Result<Vec<ZkUser>> {
         let users = {
-            let mut stmt = tx.prepare(
+            let mut stmt = self.conn.prepare(
                 "SELECT z.uid, e.id, e.display_name, e.is_admin,
                         (SELECT min(CAST(b.badge_id AS INTEGER)) FROM badges b
                          WHERE b.employee_id = e.id AND b.badge_id NOT GLOB '*[^0-9]*'
@@ -78,7 +106,6 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?
         };
-        tx.commit().map_err(super::entry::map_write_err)?;
         Ok(users)
     }
 

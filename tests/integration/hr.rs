@@ -906,22 +906,24 @@ fn the_hub_timesheet_is_local_and_pairs_a_night_shift_across_midnight() {
         format!("[sites.HQ]\ntime_zone = {ZONE:?}\nday_starts = \"04:00\"\n"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_clockface-hub"))
-        .arg("--db")
-        .arg(&hub.db)
-        .arg("--config")
-        .arg(&conf)
-        .args([
-            "timesheet",
-            "--since",
-            "2026-11-29",
-            "--until",
-            "2026-12-03",
-            "--pairs",
-            "--first-last",
-        ])
-        .output()
-        .unwrap();
+    let timesheet = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_clockface-hub"))
+            .arg("--db")
+            .arg(&hub.db)
+            .arg("--config")
+            .arg(&conf)
+            .args([
+                "timesheet",
+                "--since",
+                "2026-11-29",
+                "--until",
+                "2026-12-03",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = timesheet(&["--pairs", "--first-last"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -931,20 +933,44 @@ fn the_hub_timesheet_is_local_and_pairs_a_night_shift_across_midnight() {
     assert!(text.contains(",5.00,in,out,"), "{text}");
     assert!(text.contains(",9.00,in,out,"), "{text}");
     std::fs::write(&conf, "[sites.HQ]\ntime_zone = \"Mars/Base\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_clockface-hub"))
-        .arg("--db")
-        .arg(&hub.db)
-        .arg("--config")
-        .arg(&conf)
+    let out = timesheet(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Mars/Base"));
+}
+
+#[test]
+fn django_fingerprint_attendance_pulls_the_same_punches_over_zk_as_it_receives_by_adms() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = day_store(dir.path(), 300);
+    let zk = Zk::start(dir.path(), clock, |_| {});
+    let db = dir.path().join("pull.sqlite3");
+    let out = Command::new(tool("venv/bin/python"))
+        .arg(Receiver::script())
+        .arg(&db)
         .args([
-            "timesheet",
-            "--since",
-            "2026-11-29",
-            "--until",
-            "2026-12-03",
+            "pull",
+            "CFPULL1",
+            "127.0.0.1",
+            &zk.addr().port().to_string(),
         ])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Mars/Base"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = exported_utc(dir.path());
+    assert!(text.contains(&format!("{} new", want.len())), "{text}");
+    let r = Receiver {
+        db,
+        port: 0,
+        child: None,
+    };
+    assert_eq!(
+        received(&r),
+        want,
+        "pulled: right PIN, UTC time and state, once"
+    );
 }

@@ -7,6 +7,8 @@ usage:
   adms_site.py DB punches          print the punch table as JSON (pin, UTC time, state)
   adms_site.py DB command SN TYPE [JSON]  queue a command (info, check, query_attlog, ...)
   adms_site.py DB results          print the device command results as JSON
+  adms_site.py DB pull SN HOST PORT  register SN as a pull-mode device at HOST:PORT and import
+                                     its attendance log over ZK (the package's own pyzk pull)
 """
 
 import base64
@@ -45,6 +47,8 @@ settings.configure(
         "ADMS_RATE_LIMIT": "100000/m",
         "ADMS_DELAY": 1,
         "ADMS_ERROR_DELAY": 1,
+        "PULL_ENABLED": True,
+        "PULL_TIMEOUT": 60,
     },
 )
 django.setup()
@@ -112,6 +116,15 @@ def main():
             {"command": c.command_string, "status": c.status, "return": c.return_code}
             for c in DeviceCommand.objects.order_by("id")
         ]))
+    elif cmd == "pull":
+        from fingerprint_attendance.models import Device
+        from fingerprint_attendance.services.devices import register_device
+        sn, host, port = sys.argv[3], sys.argv[4], int(sys.argv[5])
+        call_command("migrate", verbosity=0)
+        if not Device.objects.filter(serial_number=sn).exists():
+            register_device(sn, status="active", mode="pull", pull_host=host, pull_port=port,
+                            timezone=ZONE)
+        call_command("fpa_pull_attendance", "--device", sn)
     else:
         raise SystemExit(f"unknown command {cmd}")
 

@@ -6,9 +6,12 @@
 //!   process so its peak RSS is its own).
 //! - `append`: appends records one at a time and prints `ack SEQ` after each is durable; the
 //!   crash-durability test SIGKILLs it and checks every acknowledged record survived.
+//! - `hr`: pyzk get_attendance, an ADMS push into django-fingerprint-attendance, and the
+//!   demo's tap-to-verdict with and without 200 ZK connections.
 //! - `sync`: one sync round uploading a large queue to `clockface-hub` on loopback: time,
 //!   records per second and the peak memory of both processes.
 
+pub(crate) mod hr;
 pub(crate) mod measure;
 pub(crate) mod store;
 pub(crate) mod sync;
@@ -48,6 +51,16 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The HR-terminal protocols against pyzk and django-fingerprint-attendance (after
+    /// `./dev test` installed them): get_attendance, ADMS push, tap-to-verdict under a ZK flood.
+    Hr {
+        /// Check-ins in the log.
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+        /// Skip the two demo runs (tap-to-verdict alone and with 200 ZK connections).
+        #[arg(long)]
+        no_demo: bool,
+    },
     /// Append records one by one to the configured store, printing `ack SEQ` after each.
     Append {
         /// How many records.
@@ -78,6 +91,10 @@ impl BenchCmd {
             } => {
                 init_logging("warn");
                 sync::sync(records, batch_size, json, out).map(drop)
+            }
+            BenchCmd::Hr { records, no_demo } => {
+                init_logging("warn");
+                hr::hr(records, !no_demo, out)
             }
             BenchCmd::Append { count, print_acks } => {
                 let opts = StoreOptions::from_config(&src.load_logged()?);

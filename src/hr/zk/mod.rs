@@ -158,6 +158,7 @@ impl ZkServer {
         let thread = std::thread::Builder::new()
             .name("zk".into())
             .spawn(move || {
+                super::background_priority();
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
                     .max_blocking_threads(4)
