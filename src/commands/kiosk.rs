@@ -120,7 +120,9 @@ pub fn run(cfg: Config) -> Result<()> {
         eff.device.site.clone()
     };
     let ui = crate::ui::app::run(
-        crate::ui::controller::Controller::new(&site, language),
+        crate::ui::controller::Controller::new(&site, language).with_zone(
+            crate::base::zone::SiteZone::from_config(&eff.site.time_zone)?,
+        ),
         rep_rx,
         ui_tx,
         Some(Box::new(admin)),

@@ -40,6 +40,7 @@ pub fn run(
         |e: &dyn std::fmt::Display| crate::base::error::Error::invalid("UI", e.to_string());
     let app = AppWindow::new().map_err(|e| ui_err(&e))?;
     let language = controller.state.language;
+    let zone = controller.zone;
     let controller = Rc::new(RefCell::new(controller));
     let admin: SharedAdmin = Rc::new(RefCell::new(admin));
     let (weak, ctl) = (app.as_weak(), controller.clone());
@@ -94,7 +95,7 @@ pub fn run(
         slint::TimerMode::Repeated,
         Duration::from_secs(1),
         move || {
-            let now = chrono::Local::now();
+            let now = zone.local(chrono::Utc::now().timestamp_millis());
             let (online, queued) = status();
             {
                 let mut ctl = c.borrow_mut();

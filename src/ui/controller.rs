@@ -45,6 +45,8 @@ pub const MAX_PIN: usize = 12;
 pub struct Controller {
     /// What the screens show.
     pub state: UiState,
+    /// The site's time zone: the clock on the screens shows its local time.
+    pub zone: crate::base::zone::SiteZone,
 }
 
 fn guidance_code(g: Guidance) -> &'static str {
@@ -73,7 +75,14 @@ impl Controller {
                 needed: 3,
                 ..UiState::default()
             },
+            zone: crate::base::zone::SiteZone::system(),
         }
+    }
+
+    /// The same controller showing `zone`'s local time.
+    pub fn with_zone(mut self, zone: crate::base::zone::SiteZone) -> Controller {
+        self.zone = zone;
+        self
     }
 
     /// Applies a report from the kiosk core.

@@ -64,7 +64,10 @@ impl Headless {
             crate::base::error::Error::invalid("UI", "no headless window was made")
         })?;
         window.set_size(PhysicalSize::new(width, height));
-        let controller = Rc::new(RefCell::new(Controller { state }));
+        let controller = Rc::new(RefCell::new(Controller {
+            state,
+            zone: Default::default(),
+        }));
         let commands = Rc::new(RefCell::new(Vec::new()));
         let admin: SharedAdmin = Rc::new(RefCell::new(admin));
         let (weak, ctl, cmds) = (app.as_weak(), controller.clone(), commands.clone());

@@ -607,9 +607,13 @@ fn day_store(dir: &Path, n: usize) -> Arc<SimClock> {
 }
 
 fn adms_config(dir: &Path, url: &str) -> std::path::PathBuf {
+    adms_config_for(dir, dir, url)
+}
+
+fn adms_config_for(dir: &Path, data: &Path, url: &str) -> std::path::PathBuf {
     common::write_config(
         dir,
-        dir,
+        data,
         &format!(
             "[site]\ntime_zone = {ZONE:?}\n[adms]\nurl = {url:?}\nserial = \"CFTEST1\"\nbatch_size = 50\ntimeout_seconds = 5\nbackoff_max_seconds = 2\n"
         ),
@@ -973,4 +977,27 @@ fn django_fingerprint_attendance_pulls_the_same_punches_over_zk_as_it_receives_b
         want,
         "pulled: right PIN, UTC time and state, once"
     );
+}
+
+/// The demo's day (a kept demo store at `data`) pushed by ADMS into django-fingerprint-
+/// attendance: after approval its punch table holds every accepted check-in of the day with
+/// the right PIN, UTC time and state, exactly once, and a second push adds nothing.
+pub fn adms_takes_the_day(data: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let hr = Receiver::start(dir.path());
+    let cfg = adms_config_for(dir.path(), data, &hr.url());
+    let cfg = cfg.to_str().unwrap();
+    let _ = common::run(&["--config", cfg, "adms", "push", "--once"]);
+    hr.run(&["approve", &hr.port.to_string(), "CFTEST1"]);
+    for _ in 0..2 {
+        let (code, out, err) = common::run(&["--config", cfg, "adms", "push", "--once"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("waiting 0"), "{out}");
+    }
+    let want = exported_utc(data);
+    assert!(
+        want.len() >= 4,
+        "the demo day has accepted check-ins: {want:?}"
+    );
+    assert_eq!(received(&hr), want);
 }

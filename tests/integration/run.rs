@@ -252,4 +252,6 @@ fn the_demo_plays_a_day_and_verifies() {
     }
     let first = image::open(shots.join(&pngs[0])).unwrap();
     assert_eq!((first.width(), first.height()), (800, 480));
+    // The same day pushed by ADMS into a real HR receiver: every accepted check-in, once.
+    crate::hr::adms_takes_the_day(&keep);
 }
