@@ -20,7 +20,7 @@ use crate::base::clock::Clock;
 use crate::base::config::AdmsConfig;
 use crate::base::error::{Error, Result};
 use crate::base::zone::SiteZone;
-use crate::store::record::{Method, Record};
+use crate::store::record::Record;
 use crate::store::{Store, StoreOptions};
 
 /// What the server's handshake said.
@@ -104,15 +104,6 @@ pub fn parse_options(body: &str) -> Result<Options> {
     Ok(o)
 }
 
-/// The verify type ADMS servers expect: 15 face, 4 card with PIN, 3 password.
-fn verify_type(m: Method) -> u8 {
-    match m {
-        Method::BadgeFace | Method::FaceOnly => 15,
-        Method::BadgePin => 4,
-        Method::PinOnly => 3,
-    }
-}
-
 /// How times are written: the server's offset when it gave one, else the site's zone.
 #[derive(Debug, Clone, Copy)]
 pub enum Times {
@@ -154,7 +145,7 @@ pub fn attlog_line(r: &Record, times: Times) -> String {
         r.employee_id.replace(['\t', '\n', '\r'], " "),
         times.local(r.wall_ms).format("%Y-%m-%d %H:%M:%S"),
         r.punch.zk_state(),
-        verify_type(r.method)
+        r.method.zk_verify()
     )
 }
 

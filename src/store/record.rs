@@ -145,6 +145,19 @@ wire_enum! {
     }
 }
 
+impl Method {
+    /// The verify mode ZKTeco terminals report for it (ZK attendance logs, ADMS ATTLOG): 15
+    /// face, 4 card (the badge named the person and a PIN confirmed it), 3 password (employee
+    /// number and PIN).
+    pub fn zk_verify(self) -> u8 {
+        match self {
+            Method::BadgeFace | Method::FaceOnly => 15,
+            Method::BadgePin => 4,
+            Method::PinOnly => 3,
+        }
+    }
+}
+
 /// The fields a caller supplies for a new record; the store fills in identity, time, chain
 /// position and signature.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,7 +13,7 @@ use super::wire::{self, Packet, cmd};
 use super::{Control, Shared};
 use crate::base::error::Result;
 use crate::store::audit::NewAudit;
-use crate::store::record::{Method, Record};
+use crate::store::record::Record;
 
 /// Gap between the packets of one chunk reply. JavaScript ZK clients take one packet per
 /// socket read, so the prepare, data and acknowledgement packets must not arrive as one read.
@@ -131,16 +131,6 @@ async fn read_frame(sock: &mut TcpStream) -> std::result::Result<Packet, &'stati
         tracing::warn!(error = %e, "zk: malformed packet; ending the session");
         "malformed packet"
     })
-}
-
-/// The verify mode ZK clients expect for how the person was verified: 15 face, 4 card (badge
-/// named them and a PIN confirmed it), 3 password (employee number and PIN).
-fn verify_mode(m: Method) -> u8 {
-    match m {
-        Method::BadgeFace | Method::FaceOnly => 15,
-        Method::BadgePin => 4,
-        Method::PinOnly => 3,
-    }
 }
 
 fn le32(data: &[u8], at: usize) -> Option<u32> {
@@ -427,7 +417,7 @@ async fn attendance_buffer(s: &mut Session, peer: SocketAddr, sh: &Arc<Shared>) 
                     b.extend_from_slice(&wire::attendance_record(
                         uid,
                         &rec.employee_id,
-                        verify_mode(rec.method),
+                        rec.method.zk_verify(),
                         t,
                         rec.punch.zk_state(),
                     ));
