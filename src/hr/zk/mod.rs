@@ -205,6 +205,7 @@ async fn serve(
     };
     let slots = Arc::new(Semaphore::new(shared.cfg.max_connections as usize));
     let mut refused: u64 = 0;
+    let mut sessions = tokio::task::JoinSet::new();
     loop {
         let (sock, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -217,6 +218,8 @@ async fn serve(
             },
             _ = stop.changed() => break,
         };
+        // Reap finished sessions so the set does not grow.
+        while sessions.try_join_next().is_some() {}
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             refused += 1;
             if refused.is_power_of_two() {
@@ -227,13 +230,13 @@ async fn serve(
         };
         let _ = sock.set_nodelay(true);
         let sh = shared.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = session::run(sock, peer, sh) => {}
-                _ = stop.changed() => {}
-            }
+        let stop = stop.clone();
+        sessions.spawn(async move {
+            session::run(sock, peer, sh, stop).await;
             drop(permit);
         });
     }
+    // Sessions see the stop, end their reads and write their audit entries before the thread
+    // goes.
+    while sessions.join_next().await.is_some() {}
 }

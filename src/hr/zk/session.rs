@@ -47,7 +47,12 @@ impl Answer {
     }
 }
 
-pub(super) async fn run(mut sock: TcpStream, peer: SocketAddr, sh: Arc<Shared>) {
+pub(super) async fn run(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    sh: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut s = Session {
         id: rand::random::<u16>().max(1),
         authed: sh.cfg.comm_key == 0,
@@ -60,7 +65,18 @@ pub(super) async fn run(mut sock: TcpStream, peer: SocketAddr, sh: Arc<Shared>) 
     let idle = Duration::from_secs(sh.cfg.idle_seconds as u64);
     let started = Instant::now();
     loop {
-        let pkt = match tokio::time::timeout(idle, read_frame(&mut sock)).await {
+        if *stop.borrow() {
+            s.end = Some("server stopping");
+            break;
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, read_frame(&mut sock)) => r,
+            _ = stop.changed() => {
+                s.end = Some("server stopping");
+                break;
+            }
+        };
+        let pkt = match read {
             Err(_) => {
                 s.end = Some("idle");
                 break;
