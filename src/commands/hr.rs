@@ -97,13 +97,12 @@ impl AdmsCmd {
         }
         let mut a = crate::hr::adms::Adms::new(store, cfg.adms.clone(), serial, zone)?;
         rt.block_on(async {
-            let mut handshaken = false;
-            // In --once mode every step uploads, whatever the server's schedule says.
+            // One handshake, then one step that uploads whatever the server's schedule says
+            // (--once means now) and answers the server's commands.
             a.handshake().await?;
             a.options.realtime = true;
-            let sent = a.upload().await?;
-            let step = a.step(&mut handshaken).await?;
-            let _ = writeln!(out, "sent {} waiting {}", sent + step.sent, step.waiting);
+            let step = a.step(&mut true).await?;
+            let _ = writeln!(out, "sent {} waiting {}", step.sent, step.waiting);
             Ok(())
         })
     }
