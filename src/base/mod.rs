@@ -8,6 +8,7 @@
 //! - [`protocol`]: the sync wire types shared by the kiosk and the hub;
 //! - [`badge`]: the one normal form of a badge id;
 //! - [`text`]: control characters refused or escaped, CSV cells neutralised;
+//! - [`worker`]: a background thread that can be woken and stopped (the two outboxes);
 //! - [`zone`]: the site's IANA time zone, for every local time people and integrations read;
 //! - `notify`: systemd's `sd_notify` (READY, WATCHDOG, STOPPING) for the kiosk and the hub.
 
@@ -20,4 +21,5 @@ pub(crate) mod notify;
 pub mod problem;
 pub mod protocol;
 pub mod text;
+pub mod worker;
 pub mod zone;

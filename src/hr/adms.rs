@@ -149,25 +149,8 @@ pub fn attlog_line(r: &Record, times: Times) -> String {
     )
 }
 
-/// Signals between the ADMS outbox thread and the kiosk.
-#[derive(Clone)]
-pub struct AdmsHandle {
-    /// Wakes the outbox (a check-in was just recorded).
-    pub wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
-    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
-}
-
-impl AdmsHandle {
-    /// Stops the outbox after the request in flight and waits for it.
-    pub fn stop(&self) {
-        let _ = self.stop.send(true);
-        self.wake.notify_one();
-        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = t.join();
-        }
-    }
-}
+/// The ADMS outbox thread, as the kiosk wakes and stops it.
+pub type AdmsHandle = crate::base::worker::Worker;
 
 /// The ADMS client over one store.
 pub struct Adms {
@@ -538,24 +521,9 @@ pub fn spawn(
 ) -> Result<AdmsHandle> {
     let store = Store::open(opts, clock)?;
     let adms = Adms::new(store, cfg, serial, zone)?;
-    let wake = Arc::new(Notify::new());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let w = wake.clone();
-    let thread = std::thread::Builder::new()
-        .name("adms".into())
-        .spawn(move || {
-            super::background_priority();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("adms runtime");
-            rt.block_on(run(adms, w, stop_rx));
-        })
-        .map_err(|e| Error::io("adms thread", e))?;
-    Ok(AdmsHandle {
-        wake,
-        stop: stop_tx,
-        thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+    crate::base::worker::Worker::spawn("adms", move |wake, stop| {
+        super::background_priority();
+        run(adms, wake, stop)
     })
 }
 

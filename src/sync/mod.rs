@@ -380,18 +380,13 @@ pub struct OutboxHandle {
     pub wake: Arc<Notify>,
     /// Bumped after a round that changed the roster or policy, so the kiosk reloads them.
     pub roster_changed: watch::Receiver<u64>,
-    stop: watch::Sender<bool>,
-    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+    worker: crate::base::worker::Worker,
 }
 
 impl OutboxHandle {
     /// Stops the outbox (finishing the request in flight at most) and waits for it.
     pub fn stop(&self) {
-        let _ = self.stop.send(true);
-        self.wake.notify_one();
-        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = t.join();
-        }
+        self.worker.stop();
     }
 }
 
@@ -403,63 +398,52 @@ pub fn spawn_outbox(
     clock: Arc<dyn Clock>,
 ) -> crate::base::error::Result<OutboxHandle> {
     let mut store = Store::open(&opts, clock)?;
-    let wake = Arc::new(Notify::new());
-    let (stop_tx, mut stop_rx) = watch::channel(false);
     let (changed_tx, changed_rx) = watch::channel(0u64);
-    let w = wake.clone();
-    let thread = std::thread::Builder::new()
-        .name("outbox".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("outbox runtime");
-            rt.block_on(async move {
-                let interval = Duration::from_secs(config.sync.interval_seconds as u64);
-                let cap = Duration::from_secs(config.sync.backoff_max_seconds as u64);
-                let mut backoff = Backoff::new(Duration::from_secs(1), cap);
-                let mut rng = rand::thread_rng();
-                loop {
-                    if *stop_rx.borrow() {
-                        break;
-                    }
-                    // Settings an admin changed at the kiosk (the backend URL) apply from the
-                    // next round.
-                    let config = crate::store::settings::effective(&config, &store).unwrap_or_else(|e| {
+    let worker = crate::base::worker::Worker::spawn("outbox", move |w, mut stop_rx| {
+        async move {
+            let interval = Duration::from_secs(config.sync.interval_seconds as u64);
+            let cap = Duration::from_secs(config.sync.backoff_max_seconds as u64);
+            let mut backoff = Backoff::new(Duration::from_secs(1), cap);
+            let mut rng = rand::thread_rng();
+            loop {
+                if *stop_rx.borrow() {
+                    break;
+                }
+                // Settings an admin changed at the kiosk (the backend URL) apply from the
+                // next round.
+                let config = crate::store::settings::effective(&config, &store).unwrap_or_else(|e| {
                         tracing::error!(error = %e, "cannot read the settings changed at the kiosk");
                         config.clone()
                     });
-                    let delay = match outbox_round(&mut store, &config).await {
-                        Ok(None) => interval,
-                        Ok(Some(rep)) => {
-                            backoff.reset();
-                            if rep.roster_applied || rep.policy_updated {
-                                changed_tx.send_modify(|v| *v += 1);
-                            }
-                            interval
+                let delay = match outbox_round(&mut store, &config).await {
+                    Ok(None) => interval,
+                    Ok(Some(rep)) => {
+                        backoff.reset();
+                        if rep.roster_applied || rep.policy_updated {
+                            changed_tx.send_modify(|v| *v += 1);
                         }
-                        Err(e) => {
-                            let now = store.clock().wall_ms();
-                            let _ = store.record_sync_round(now, Some(&e.to_string()));
-                            let d = backoff.next_delay(e.retry_after(), &mut rng);
-                            tracing::warn!(error = %e, failures = backoff.failures(), retry_in_ms = d.as_millis() as u64, "sync round failed");
-                            d
-                        }
-                    };
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = w.notified() => {}
-                        _ = stop_rx.changed() => {}
+                        interval
                     }
+                    Err(e) => {
+                        let now = store.clock().wall_ms();
+                        let _ = store.record_sync_round(now, Some(&e.to_string()));
+                        let d = backoff.next_delay(e.retry_after(), &mut rng);
+                        tracing::warn!(error = %e, failures = backoff.failures(), retry_in_ms = d.as_millis() as u64, "sync round failed");
+                        d
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = w.notified() => {}
+                    _ = stop_rx.changed() => {}
                 }
-            });
-        })
-        .map_err(|e| crate::base::error::Error::invalid("outbox thread", e.to_string()))?;
+            }
+        }
+    })?;
     Ok(OutboxHandle {
-        wake,
+        wake: worker.wake.clone(),
         roster_changed: changed_rx,
-        stop: stop_tx,
-        thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+        worker,
     })
 }
 
