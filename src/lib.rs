@@ -24,6 +24,9 @@
 //!    backoff, pairing, roster and policy download. Over store and base.
 //! 4. **kiosk** — [`kiosk`]: the pure check-in state machine and the tokio runner that
 //!    connects it to everything above, plus the health endpoint.
+//!    **update** — [`update`]: the hawkBit DDI client that installs signed bundles from a fleet
+//!    server (`clockface update run`, its own unit). Over sync's TLS setup and base; reaches the
+//!    kiosk only through its health endpoint and a notice file.
 //! 5. **ui** — [`ui`]: the touchscreen (Slint): controller, state, adapter to the Slint
 //!    globals, admin pages, headless rendering. Over kiosk.
 //! 6. **top** — [`commands`]: every CLI command with its arguments, the demo and the
@@ -40,4 +43,5 @@ pub mod kiosk;
 pub mod store;
 pub mod sync;
 pub mod ui;
+pub mod update;
 pub mod vision;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use clockface::commands::context::ConfigSource;
 use clockface::commands::{
-    bench, config, demo, device, health, hr, kiosk, provision, records, roster, store, ui, vision,
+    bench, config, demo, device, health, hr, kiosk, provision, records, roster, store, ui, update,
+    vision,
 };
 
 /// Clockface face-attendance kiosk.
@@ -74,6 +75,9 @@ enum Cmd {
     /// ADMS/iclock push of punches to an HR server.
     #[command(subcommand)]
     Adms(hr::AdmsCmd),
+    /// Updates from a hawkBit DDI fleet server (hawkBit, gooseBit).
+    #[command(subcommand)]
+    Update(update::UpdateCmd),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         Cmd::Health(a) => a.run(&src, out),
         Cmd::Zk(a) => a.run(&src, out),
         Cmd::Adms(a) => a.run(&src, out),
+        Cmd::Update(a) => a.run(&src, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

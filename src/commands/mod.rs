@@ -11,6 +11,7 @@
 //! - [`records`]: `verify`, `export`, `purge`, `export-person`;
 //! - [`device`]: `device show`, `pair`, `sync`;
 //! - [`hr`]: `zk serve` and `adms push`, the HR-terminal protocols on their own;
+//! - [`update`]: `update run`, `update status`, the fleet server's update client;
 //! - [`store`]: `store reinit`, for a lost database;
 //! - [`config`]: `config check`;
 //! - [`provision`], [`health`]: the appliance's first boot and its health check;
@@ -32,4 +33,5 @@ pub mod records;
 pub mod roster;
 pub mod store;
 pub mod ui;
+pub mod update;
 pub mod vision;

@@ -126,6 +126,9 @@ pub enum Event {
         /// How long the pause may last.
         seconds: Option<u32>,
     },
+    /// The update client is about to reboot into an update (`true`), or gave up (`false`):
+    /// no check-in is taken meanwhile.
+    Updating(bool),
 }
 
 /// What the screen shows; the UI renders it, the demo prints it.
@@ -146,6 +149,8 @@ pub enum Screen {
         /// At most this many seconds more.
         seconds: u32,
     },
+    /// An update is being put in place: the kiosk reboots and is back in about a minute.
+    Updating,
     /// Capturing the face, with guidance.
     Capture {
         /// Who is being verified.

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -65,6 +65,13 @@ pub struct Health {
     pub sync_error: String,
     /// Booted A/B slot (`rauc.slot=` on the kernel command line), "" when not an A/B system.
     pub slot: String,
+    /// A check-in or an admin session is under way: the update client waits for it before
+    /// it reboots.
+    #[serde(default)]
+    pub busy: bool,
+    /// The kiosk shows the "update under way" screen and takes no check-in.
+    #[serde(default)]
+    pub updating: bool,
 }
 
 /// What the kiosk loop shares with the endpoint.
@@ -78,6 +85,8 @@ pub struct Shared {
     device_id: String,
     device: std::sync::Mutex<crate::base::config::DeviceConfig>,
     slot: String,
+    busy: AtomicBool,
+    updating: AtomicBool,
 }
 
 impl Shared {
@@ -98,12 +107,21 @@ impl Shared {
             device_id,
             device: std::sync::Mutex::new(device),
             slot: booted_slot(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default()),
+            busy: AtomicBool::new(false),
+            updating: AtomicBool::new(false),
         }
     }
 
     /// The device name and site changed (an admin changed them).
     pub fn set_device(&self, device: crate::base::config::DeviceConfig) {
         *self.device.lock().unwrap_or_else(|p| p.into_inner()) = device;
+    }
+
+    /// What the kiosk is doing, set by the loop after each step: a check-in or admin session
+    /// (`busy`), the update screen (`updating`).
+    pub fn set_activity(&self, busy: bool, updating: bool) {
+        self.busy.store(busy, Ordering::Relaxed);
+        self.updating.store(updating, Ordering::Relaxed);
     }
 
     /// Called by the kiosk loop each time it turns.
@@ -165,6 +183,8 @@ impl Shared {
             queued_checkins: 0,
             sync_error: String::new(),
             slot: self.slot.clone(),
+            busy: self.busy.load(Ordering::Relaxed),
+            updating: self.updating.load(Ordering::Relaxed),
         };
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         h.free_bytes = crate::sync::free_bytes(store.data_dir());

@@ -83,6 +83,8 @@ pub struct Machine {
     chosen: Option<(Punch, u64)>,
     /// Check-ins paused by a ZK client until then (monotonic ms).
     paused_until: Option<u64>,
+    /// The update client is about to reboot: nothing is taken until it is over.
+    updating: bool,
 }
 
 const ADMIN_TIMEOUT_MS: u64 = 120_000;
@@ -101,6 +103,7 @@ impl Machine {
             face_ready,
             chosen: None,
             paused_until: None,
+            updating: false,
         }
     }
 
@@ -117,6 +120,11 @@ impl Machine {
     /// Seeds anti-passback after a restart: `employee` was accepted `ago_ms` before `now`.
     pub fn remember_checkin(&mut self, employee: &str, at_mono_ms: u64) {
         self.last_accepted.insert(employee.to_string(), at_mono_ms);
+    }
+
+    /// The update screen is up.
+    pub fn updating(&self) -> bool {
+        self.updating
     }
 
     /// Whether face check-in can be offered now.
@@ -256,13 +264,14 @@ impl Machine {
         }
         match event {
             Event::Pause { seconds } => return self.on_pause(now, seconds),
+            Event::Updating(on) => return self.on_updating(now, on),
             Event::ChoosePunch(p) if matches!(self.state, State::Idle) => {
                 return self.on_choose(now, p);
             }
             Event::ChoosePunch(_) => return Vec::new(),
             _ => {}
         }
-        if matches!(self.state, State::Idle) && self.paused_until.is_some() {
+        if matches!(self.state, State::Idle) && (self.paused_until.is_some() || self.updating) {
             if self.paused(now) {
                 // Paused: taps and faces are not check-ins; the screen says so.
                 return match event {

@@ -7,7 +7,7 @@
 //! `GET /health`.
 
 pub mod events;
-pub(crate) mod health;
+pub mod health;
 pub mod machine;
 pub mod runner;
 

@@ -296,6 +296,11 @@ impl Runner {
             a.wake.notify_one();
         }
         drop(_g);
+        if let Some((h, _)) = &self.health {
+            // "updating" is the screen at the door: only once no check-in is under way.
+            let busy = !self.machine.is_idle();
+            h.set_activity(busy, self.machine.updating() && !busy);
+        }
         self.feed_vision();
     }
 

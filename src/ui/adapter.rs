@@ -102,6 +102,7 @@ pub fn publish(app: &AppWindow, s: &UiState) {
     }
     k.set_chosen_punch(text(&s.chosen_punch));
     k.set_paused(s.paused);
+    k.set_updating(s.updating);
     k.set_paused_seconds(s.paused_seconds.min(i32::MAX as u32) as i32);
     k.set_minutes_ago(s.minutes_ago.min(i32::MAX as u64) as i32);
     k.set_pin_length(s.pin.len() as i32);

@@ -113,6 +113,7 @@ impl Controller {
                 st.punches = punches.iter().map(|p| p.as_str().to_string()).collect();
                 st.chosen_punch = chosen.map(|p| p.as_str().to_string()).unwrap_or_default();
                 st.paused = false;
+                st.updating = false;
                 st.name.clear();
                 st.admin_name.clear();
                 st.admin_id.clear();
@@ -145,7 +146,14 @@ impl Controller {
             Screen::Paused { seconds } => {
                 st.page = PageId::Idle;
                 st.paused = true;
+                st.updating = false;
                 st.paused_seconds = *seconds;
+                st.name.clear();
+            }
+            Screen::Updating => {
+                st.page = PageId::Idle;
+                st.paused = true;
+                st.updating = true;
                 st.name.clear();
             }
             Screen::Rejected { name, code, .. } => {

@@ -124,6 +124,13 @@ pub fn scenarios() -> Vec<(&'static str, UiState)> {
             }),
         ),
         (
+            "updating",
+            with(&|st| {
+                st.paused = true;
+                st.updating = true;
+            }),
+        ),
+        (
             "accepted-break",
             with(&|st| {
                 st.page = PageId::Accepted;

@@ -109,6 +109,8 @@ pub struct UiState {
     pub paused: bool,
     /// At most this many seconds of the pause are left.
     pub paused_seconds: u32,
+    /// The pause is an update being put in place (the kiosk reboots), not an HR system.
+    pub updating: bool,
     /// For the anti-passback page.
     pub minutes_ago: u64,
     /// Digits typed on the PIN pad (only their number is shown).

@@ -745,14 +745,15 @@ async fn a_minor_without_guardian_consent_is_refused_on_the_touchscreen() {
     let (_, _, _dir) = h.finish_keep().await;
 }
 
+/// A loopback address nothing listens on yet.
+fn free_listen() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zk_client_pauses_the_running_kiosk_reads_its_punch_and_the_pause_ends() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_listen();
     let mut h = start_with(false, VisionConfig::default(), |c, _| {
         c.zk.listen = listen.clone();
         c.zk.disable_seconds = 10;
@@ -815,6 +816,66 @@ async fn a_zk_client_pauses_the_running_kiosk_reads_its_punch_and_the_pause_ends
     })
     .await;
     assert!(t.elapsed() < Duration::from_secs(15));
+    let (records, _) = h.finish().await;
+    assert_eq!(
+        records,
+        vec![(Outcome::Accepted, "E1".into(), String::new())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_update_notice_waits_for_a_check_in_then_holds_the_door_screen() {
+    let listen = free_listen();
+    let notice_dir = tempfile::tempdir().unwrap();
+    let notice = notice_dir.path().join("notice");
+    let mut h = start_with(false, VisionConfig::default(), |c, _| {
+        c.health.listen = listen.clone();
+        c.update.notice_file = notice.display().to_string();
+    });
+    h.until("idle", |r| matches!(r, Report::Screen(Screen::Idle { .. })))
+        .await;
+    let health = || async {
+        clockface::kiosk::health::fetch(&listen, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .1
+    };
+    // A check-in under way when the update client asks to reboot: it finishes first.
+    h.badge.send("04A1B2C3".into()).unwrap();
+    h.until("the PIN pad", |r| {
+        matches!(r, Report::Screen(Screen::PinPad { .. }))
+    })
+    .await;
+    assert!(
+        health().await.busy,
+        "the health endpoint says a check-in is under way"
+    );
+    std::fs::write(&notice, "update\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let now = health().await;
+    assert!(now.busy && !now.updating, "{now:?}");
+    h.ui.send(UiInput::Pin("1234".into())).unwrap();
+    // The verdict, then the update screen where the idle screen would be.
+    h.until("the verdict", |r| {
+        matches!(r, Report::Screen(Screen::Accepted { .. }))
+    })
+    .await;
+    h.until("the update screen", |r| {
+        matches!(r, Report::Screen(Screen::Updating))
+    })
+    .await;
+    let now = health().await;
+    assert!(!now.busy && now.updating, "{now:?}");
+    // A tap while the update is under way records nothing; the screen stays.
+    h.badge.send("04A1B2C3".into()).unwrap();
+    h.until("the update screen again", |r| {
+        matches!(r, Report::Screen(Screen::Updating))
+    })
+    .await;
+    // The client gave up (or the reboot failed): the kiosk serves again.
+    std::fs::remove_file(&notice).unwrap();
+    h.until("idle", |r| matches!(r, Report::Screen(Screen::Idle { .. })))
+        .await;
     let (records, _) = h.finish().await;
     assert_eq!(
         records,

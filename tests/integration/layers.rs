@@ -19,6 +19,8 @@ const RULES: &[(&str, &[&str])] = &[
     ("sync", &["base", "store"]),
     // The HR-terminal protocols (ZK pull, ADMS push): over the store, with sync's TLS setup.
     ("hr", &["base", "store", "sync"]),
+    // The fleet server's update client: sync's TLS setup, nothing of the kiosk.
+    ("update", &["base", "sync"]),
     (
         "kiosk",
         &["base", "vision", "camera", "hw", "store", "sync", "hr"],
@@ -35,7 +37,7 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "commands",
         &[
-            "base", "vision", "camera", "hw", "store", "sync", "hr", "kiosk", "ui", "hub",
+            "base", "vision", "camera", "hw", "store", "sync", "hr", "kiosk", "ui", "hub", "update",
         ],
     ),
 ];

@@ -29,5 +29,6 @@ mod store;
 mod sync;
 mod ui;
 mod units;
+mod update;
 mod vision;
 mod vision_cli;

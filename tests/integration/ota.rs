@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::common::sh;
+
 fn images() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("images")
 }
@@ -211,16 +213,6 @@ fn a_slot_kernel_lands_in_its_own_boot_directory() {
         std::fs::read_to_string(slot.join("vmlinuz")).unwrap(),
         "kernel"
     );
-}
-
-fn sh(cmd: &mut Command) -> Output {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
 }
 
 /// `rauc` with a system config that trusts `ca` (as the kiosk's does).

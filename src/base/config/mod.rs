@@ -8,17 +8,20 @@
 //! - `sections`: the types, one per `[table]`, with their defaults;
 //! - `vision`: `[vision]`, the embedder choice and where models are found;
 //! - `integrations`: `[site]` (time zone), `[zk]` and `[adms]`, the HR-terminal protocols;
+//! - `update`: `[update]`, the fleet server's DDI client and the maintenance window;
 //! - `validate`: the rules beyond types;
 //! - `check`: parsing, locating problems by line, layering partial tables.
 
 pub(crate) mod check;
 pub(crate) mod integrations;
 pub(crate) mod sections;
+pub(crate) mod update;
 pub(crate) mod validate;
 pub(crate) mod vision;
 
 pub use check::{check_str, merge_tables};
 pub use integrations::{AdmsConfig, SiteConfig, ZkConfig, check_serial};
 pub use sections::*;
+pub use update::{UpdateConfig, Window};
 pub use validate::{check_region, check_url};
 pub use vision::{EmbedderKind, VisionConfig, default_models_dir, default_onnxruntime, dev_cache};

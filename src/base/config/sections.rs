@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use super::integrations::{AdmsConfig, SiteConfig, ZkConfig};
+use super::update::UpdateConfig;
 use super::vision::VisionConfig;
 
 /// Where the appliance looks for its config when `--config` is not given.
@@ -49,6 +50,8 @@ pub struct Config {
     pub zk: ZkConfig,
     /// ADMS/iclock push of punches to an HR server.
     pub adms: AdmsConfig,
+    /// Updates from a hawkBit DDI fleet server.
+    pub update: UpdateConfig,
 }
 
 /// `[privacy]`: the data-residency label this kiosk was provisioned with.

@@ -242,6 +242,7 @@ impl Config {
                 ),
             }
         }
+        self.update.validate(&mut out);
         out
     }
 }

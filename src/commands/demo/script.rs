@@ -132,6 +132,7 @@ impl Script<'_> {
                 }
                 self.last_screen = Some(s.clone());
                 let text = match s {
+                    Screen::Updating => "screen: update under way, back in about a minute".into(),
                     Screen::Paused { seconds } => {
                         format!("screen: paused by the HR system (at most {seconds} s)")
                     }

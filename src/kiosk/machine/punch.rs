@@ -60,8 +60,21 @@ impl Machine {
         vec![Effect::Show(self.pause_or_idle(now))]
     }
 
-    /// The paused screen while a pause lasts, else the idle screen.
+    /// The update client is about to reboot (`true`) or gave up (`false`).
+    pub(super) fn on_updating(&mut self, now: Now, on: bool) -> Vec<Effect> {
+        self.updating = on;
+        if !matches!(self.state, State::Idle) {
+            // A check-in under way finishes; the update waits for it.
+            return Vec::new();
+        }
+        vec![Effect::Show(self.pause_or_idle(now))]
+    }
+
+    /// The update or paused screen while one lasts, else the idle screen.
     pub(super) fn pause_or_idle(&self, now: Now) -> Screen {
+        if self.updating {
+            return Screen::Updating;
+        }
         match self.paused_until {
             Some(until) if now.mono_ms < until => Screen::Paused {
                 seconds: (until - now.mono_ms).div_ceil(1000) as u32,
@@ -72,6 +85,9 @@ impl Machine {
 
     /// Whether check-ins are paused now; a pause past its time ends here.
     pub(super) fn paused(&mut self, now: Now) -> bool {
+        if self.updating {
+            return true;
+        }
         match self.paused_until {
             Some(until) if now.mono_ms < until => true,
             Some(_) => {

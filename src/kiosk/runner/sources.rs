@@ -178,6 +178,14 @@ impl Runner {
         let report = &self.report;
         self.act
             .due_pins(&mut self.k, &|r| super::send_report(report, r));
+        // The update client's notice, once a second: it is about to reboot into an update.
+        if self.ticks.is_multiple_of(10) && !self.k.config.update.notice_file.is_empty() {
+            let on = std::path::Path::new(&self.k.config.update.notice_file).exists();
+            if on != self.machine.updating() {
+                tracing::info!(on, "update notice");
+                return Event::Updating(on);
+            }
+        }
         Event::Tick
     }
 }
