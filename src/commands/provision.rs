@@ -34,6 +34,9 @@ struct ProvisionFile {
     kiosk: Option<toml::Table>,
     /// The Wi-Fi network to join.
     wifi: Option<Wifi>,
+    /// The target security token the fleet server (hawkBit DDI) issued for this kiosk: kept
+    /// in a 0600 file beside the config, which `[update] token_file` then names.
+    update_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,6 +227,15 @@ fn apply(file: &Path, t: &ProvisionTargets) -> Result<Provisioned> {
     {
         bad("backend_ca", why);
     }
+    let token_path = ca_path.with_file_name("update-token");
+    if let Some(tok) = &pf.update_token
+        && (tok.is_empty() || tok.len() > 256 || !tok.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        bad(
+            "update_token",
+            "allowed: 1 to 256 printable ASCII characters, no spaces".into(),
+        );
+    }
 
     // The config: current (or the image's base), the file's [kiosk] table merged over it.
     let base_path = if t.config.exists() {
@@ -259,6 +271,20 @@ fn apply(file: &Path, t: &ProvisionTargets) -> Result<Provisioned> {
             keys.push("sync.ca_file".into());
         }
     }
+    if pf.update_token.is_some() {
+        let update = table
+            .entry("update")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(update) = update.as_table_mut()
+            && !update.contains_key("token_file")
+        {
+            update.insert(
+                "token_file".into(),
+                toml::Value::String(token_path.display().to_string()),
+            );
+            keys.push("update.token_file".into());
+        }
+    }
     let merged = toml::to_string(&table).expect("a TOML table serialises");
     if let Err(ps) = config::check_str(&merged) {
         for p in ps {
@@ -278,6 +304,10 @@ fn apply(file: &Path, t: &ProvisionTargets) -> Result<Provisioned> {
     let gid = t.group.as_deref().and_then(group_id);
     if let Some(pem) = &pf.backend_ca {
         write_atomic(&ca_path, pem.as_bytes(), 0o644, None)?;
+    }
+    if let Some(tok) = &pf.update_token {
+        // Read by the update unit (root) only; the kiosk never needs it.
+        write_atomic(&token_path, format!("{tok}\n").as_bytes(), 0o600, None)?;
     }
     let header = format!(
         "# Written by `clockface provision` from {} — the image's defaults are in {}.\n\
@@ -484,6 +514,32 @@ mod tests {
             std::fs::read_to_string(dir.path().join("clockface-provision.toml.done")).unwrap();
         assert!(note.contains("sync.pairing_code"));
         assert!(!note.contains("ABCD-1234") && !note.contains("correct horse"));
+    }
+
+    #[test]
+    fn an_update_token_goes_to_a_0600_file_that_the_config_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = targets(dir.path());
+        let file = dir.path().join("clockface-provision.toml");
+        std::fs::write(
+            &file,
+            "update_token = \"d5f2c1ab9e\"\n[kiosk.update]\nserver = \"https://fleet.example\"\ntenant = \"ACME\"\n",
+        )
+        .unwrap();
+        let done = provision(&file, &t, true, &mut Vec::new()).unwrap();
+        assert!(done.config_keys.contains(&"update.token_file".to_string()));
+        let cfg = crate::base::config::Config::load(&t.config).unwrap();
+        assert_eq!(cfg.update.tenant, "ACME");
+        let tok = std::path::PathBuf::from(&cfg.update.token_file);
+        assert_eq!(std::fs::read_to_string(&tok).unwrap(), "d5f2c1ab9e\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&tok).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let note = std::fs::read_to_string(file.with_extension("toml.done")).unwrap();
+        assert!(!note.contains("d5f2c1ab9e"), "{note}");
+        std::fs::write(&file, "update_token = \"two words\"\n").unwrap();
+        let e = provision(&file, &t, false, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("update_token"), "{e}");
     }
 
     #[test]

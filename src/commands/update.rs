@@ -27,7 +27,17 @@ impl UpdateCmd {
         let rt = small_runtime()?;
         match self {
             UpdateCmd::Run { once } => rt.block_on(async {
-                let mut u = crate::update::Updater::open(&cfg).await?;
+                let mut u = loop {
+                    match crate::update::Updater::open(&cfg).await {
+                        // As a service, wait for the kiosk (its device id is the controller
+                        // id) instead of failing at boot before it is up.
+                        Err(e) if !once && e.kind() == crate::base::error::ErrorKind::Retry => {
+                            tracing::warn!(error = %e, "update client waiting");
+                            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                        }
+                        r => break r?,
+                    }
+                };
                 if once {
                     let (outcome, _) = u.step().await;
                     let _ = writeln!(

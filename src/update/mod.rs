@@ -807,12 +807,16 @@ fn hardware_model() -> String {
         .unwrap_or_else(|_| std::env::consts::ARCH.to_string())
 }
 
-/// The version of the running root file system: what the image or bundle was built as
-/// (`/usr/share/clockface/version`), else this binary's.
+/// The version of the running root file system: what the image and its bundle were built as
+/// (`VERSION=` in `/etc/clockface-release`), else this binary's.
 pub fn running_version() -> String {
-    std::fs::read_to_string("/usr/share/clockface/version")
-        .map(|s| s.trim().to_string())
+    std::fs::read_to_string("/etc/clockface-release")
         .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VERSION="))
+                .map(|v| v.trim().to_string())
+        })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string())
 }
