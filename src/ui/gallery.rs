@@ -9,10 +9,11 @@ use crate::base::config::Language;
 pub const SIZES: [(u32, u32); 2] = [(800, 480), (1280, 800)];
 
 /// The screens the README shows (the tests render all of [`scenarios`]).
-pub const README_SCREENS: [&str; 14] = [
+pub const README_SCREENS: [&str; 15] = [
     "idle",
     "idle-punch",
     "paused",
+    "updating",
     "capture",
     "pin",
     "accepted",
