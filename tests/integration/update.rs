@@ -615,3 +615,181 @@ impl TapMkdir for PathBuf {
         self
     }
 }
+
+/// A minimal DDI server in the test (an extra beside gooseBit, for what gooseBit never sends:
+/// `cancelAction`, sha256 hashes, a soft `attempt` action, a 404 artifact). Answers from a
+/// script the test changes, and records every request as "METHOD PATH BODY".
+struct StandIn {
+    url: String,
+    poll: Arc<std::sync::Mutex<String>>,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl StandIn {
+    fn start(bundle: Vec<u8>) -> StandIn {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+        let poll = Arc::new(std::sync::Mutex::new("{}".to_string()));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (p, s, base) = (poll.clone(), seen.clone(), url.clone());
+        let sha = {
+            use sha2::Digest;
+            sha2::Sha256::digest(&bundle)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 65536];
+                let head_end = loop {
+                    let n = c.read(&mut tmp).unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&tmp[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break Some(i + 4);
+                    }
+                };
+                let Some(head_end) = head_end else { continue };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    let n = c.read(&mut tmp).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&tmp[..n]);
+                }
+                let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+                let mut parts = head.split_whitespace();
+                let (method, path) = (
+                    parts.next().unwrap_or("").to_string(),
+                    parts.next().unwrap_or("").to_string(),
+                );
+                let path = path.split('?').next().unwrap_or("").to_string();
+                s.lock().unwrap().push(format!("{method} {path} {body}"));
+                let ctl = "/DEFAULT/controller/v1/kiosk-7";
+                let (status, bytes): (&str, Vec<u8>) = match path.strip_prefix(ctl).unwrap_or("?") {
+                    "" => (
+                        "200 OK",
+                        p.lock().unwrap().replace("BASE", &base).into_bytes(),
+                    ),
+                    "/deploymentBase/5" | "/deploymentBase/6" => {
+                        let a = if path.ends_with('5') {
+                            "bundle"
+                        } else {
+                            "gone"
+                        };
+                        (
+                            "200 OK",
+                            format!(
+                                r#"{{"id":"{}","deployment":{{"download":"attempt","update":"attempt","chunks":[{{"part":"os","version":"5.0.0","name":"clockface","artifacts":[{{"filename":"clockface-5.0.0.raucb","hashes":{{"sha256":"{sha}","sha1":"0000"}},"size":{},"_links":{{"download-http":{{"href":"{base}/artifacts/{a}"}}}}}}]}}]}}}}"#,
+                                &path[path.len() - 1..],
+                                bundle.len()
+                            )
+                            .into_bytes(),
+                        )
+                    }
+                    "/cancelAction/9" => (
+                        "200 OK",
+                        br#"{"id":"9","cancelAction":{"stopId":"5"}}"#.to_vec(),
+                    ),
+                    _ if path == "/artifacts/bundle" => ("200 OK", bundle.clone()),
+                    _ if method == "POST" || method == "PUT" => ("200 OK", b"{}".to_vec()),
+                    _ => ("404 Not Found", b"{}".to_vec()),
+                };
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    bytes.len()
+                );
+                let _ = c.write_all(&bytes);
+            }
+        });
+        StandIn { url, poll, seen }
+    }
+
+    fn offer(&self, json: &str) {
+        *self.poll.lock().unwrap() = json.to_string();
+    }
+
+    fn feedback(&self, path: &str) -> Vec<Value> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.strip_prefix(&format!("POST /DEFAULT/controller/v1/kiosk-7{path} ")))
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect()
+    }
+}
+
+#[test]
+fn a_soft_action_waits_for_the_window_and_a_cancel_takes_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let b = Bundles::new(d);
+    let bundle = std::fs::read(b.make("5.0.0", "clockface-rpi-arm64", "pki")).unwrap();
+    let server = StandIn::start(bundle);
+    // A window that is not now, in UTC: the soft action installs but does not reboot.
+    let h = (chrono::Utc::now().timestamp() / 3600 + 12) % 24;
+    let c = Client::new(d, &server.url, &b.ca, "");
+    let text = std::fs::read_to_string(&c.config).unwrap().replace(
+        "window = \"any\"",
+        &format!("window = \"{h:02}:00-{:02}:00\"", (h + 1) % 24),
+    );
+    std::fs::write(&c.config, format!("{text}[site]\ntime_zone = \"UTC\"\n")).unwrap();
+    server.offer(r#"{"config":{"polling":{"sleep":"00:00:20"}},"_links":{"deploymentBase":{"href":"BASE/DEFAULT/controller/v1/kiosk-7/deploymentBase/5?c=1"}}}"#);
+    let o = c.once();
+    assert_eq!(o["outcome"], "waiting_to_reboot", "{o}");
+    assert!(
+        o["reason"]
+            .as_str()
+            .unwrap()
+            .contains("outside the maintenance window"),
+        "{o}"
+    );
+    assert_eq!(
+        (c.slots()["booted"].as_str(), c.slots()["trial"].as_str()),
+        (Some("A"), Some("B"))
+    );
+    let fb = server.feedback("/deploymentBase/5/feedback");
+    assert!(
+        fb.iter().any(|f| f["status"]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("installed into slot B")),
+        "{fb:?}"
+    );
+    // The server cancels it before the window opens: the trial boot is taken back.
+    server.offer(r#"{"_links":{"cancelAction":{"href":"BASE/DEFAULT/controller/v1/kiosk-7/cancelAction/9"}}}"#);
+    let o = c.once();
+    assert_eq!(o["outcome"], "canceled", "{o}");
+    assert_eq!(c.slots()["trial"], Value::Null, "disarmed");
+    let fb = server.feedback("/cancelAction/9/feedback");
+    assert_eq!(fb.len(), 1, "{fb:?}");
+    assert_eq!(fb[0]["status"]["execution"], "closed");
+    assert_eq!(fb[0]["status"]["result"]["finished"], "success");
+    // An artifact the server no longer has: a failure that names it.
+    server.offer(r#"{"_links":{"deploymentBase":{"href":"BASE/DEFAULT/controller/v1/kiosk-7/deploymentBase/6"}}}"#);
+    let o = c.once();
+    assert_eq!(o["success"], false, "{o}");
+    assert!(
+        o["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no such artifact (HTTP 404)"),
+        "{o}"
+    );
+    assert_eq!(c.slots()["booted"], "A");
+}
