@@ -45,7 +45,13 @@ fn run(cmd: &mut Command) -> Result<String, String> {
         Ok(text)
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
-        Err(last_error(&format!("{text}\n{err}")))
+        let why = last_error(&format!("{text}\n{err}"));
+        // A tool killed by a signal (a sandbox's syscall filter, the OOM killer) says nothing.
+        Err(if why == "no output" {
+            format!("{name} ended with {} and printed nothing", out.status)
+        } else {
+            why
+        })
     }
 }
 
