@@ -15,10 +15,14 @@
 //!
 //! - `ddi`: the wire types and HTTP calls;
 //! - `download`: resumable, hash-checked download to disk;
+//! - `deploy`: one action from its deploymentBase to the installed slot, and its report;
+//! - `local`: what the client reads of this device and kiosk (token, board, version, health);
 //! - `slots`: RAUC, or a simulated A/B pair.
 
 pub mod ddi;
+mod deploy;
 pub mod download;
+mod local;
 pub mod slots;
 
 use std::collections::BTreeMap;
@@ -30,7 +34,11 @@ use serde::{Deserialize, Serialize};
 use crate::base::config::{Config, UpdateConfig, Window};
 use crate::base::error::{Error, Result};
 use crate::base::zone::SiteZone;
-use ddi::{Auth, DdiClient, Feedback};
+use ddi::{DdiClient, Feedback};
+use local::{
+    hardware_model, kiosk_activity, kiosk_attributes, rauc_compatible, read_auth, write_notice,
+};
+pub use local::{notice_path, peak_rss_mib, running_version};
 use slots::Slots;
 
 /// What the client remembers across polls and reboots (`state_dir/state.json`).
@@ -242,7 +250,7 @@ impl Updater {
 
     /// Feedback that may fail without stopping the action: it is logged, and the final
     /// `closed` report is what the server must get (that one is retried by the caller).
-    async fn tell(&self, action: &str, fb: Feedback) {
+    pub(super) async fn tell(&self, action: &str, fb: Feedback) {
         if let Err(e) = self.client.deployment_feedback(action, &fb).await {
             tracing::warn!(action, error = %e, "feedback not delivered");
         }
@@ -328,222 +336,6 @@ impl Updater {
         }
     }
 
-    /// Downloads, checks and installs one action, then tries to reboot into it.
-    async fn deploy(&mut self, href: &str, sleep: Duration) -> (Outcome, Duration) {
-        let d = match self.client.deployment(href).await {
-            Ok(d) => d,
-            Err(reason) => return (Outcome::Unreachable { reason }, sleep),
-        };
-        let action = d.id.clone();
-        if d.deployment.maintenance_window.as_deref() == Some("unavailable") {
-            return (
-                Outcome::WaitingToReboot {
-                    reason: "the server's maintenance window is closed".into(),
-                },
-                sleep,
-            );
-        }
-        let (chunk, artifact) = match d.bundle() {
-            Ok(b) => (b.0.clone(), b.1.clone()),
-            Err(why) => return self.fail(&action, why, sleep).await,
-        };
-        tracing::info!(action, version = %chunk.version, bytes = artifact.size, "update assigned");
-        self.tell(
-            &action,
-            Feedback::proceeding(
-                Some((0, 100)),
-                format!(
-                    "downloading {} ({} MiB)",
-                    artifact.filename,
-                    artifact.size.div_ceil(1 << 20)
-                ),
-            ),
-        )
-        .await;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
-        let reporter = {
-            let client = self.client.clone();
-            let action = action.clone();
-            tokio::spawn(async move {
-                let mut last = 0;
-                while let Some((done, total)) = rx.recv().await {
-                    let pct = done * 100 / total.max(1);
-                    if pct >= last + 10 || done == total {
-                        last = pct;
-                        tracing::info!(percent = pct, "downloading update");
-                        let fb = Feedback::proceeding(
-                            Some((pct.min(90) * 9 / 10, 100)),
-                            format!(
-                                "downloaded {pct}% ({} of {} MiB)",
-                                done.div_ceil(1 << 20),
-                                total.div_ceil(1 << 20)
-                            ),
-                        );
-                        let _ = client.deployment_feedback(&action, &fb).await;
-                    }
-                }
-            })
-        };
-        let mut progress = move |done, total| {
-            let _ = tx.send((done, total));
-        };
-        let name = format!("action-{action}.raucb");
-        let stall = Duration::from_secs(self.cfg.timeout_seconds as u64);
-        let fetched = download::fetch(
-            &self.client,
-            &artifact,
-            &self.dir,
-            &name,
-            stall,
-            &mut progress,
-        )
-        .await;
-        drop(progress);
-        let _ = reporter.await;
-        let fetched = match fetched {
-            Ok(f) => f,
-            Err(e) if e.retry => {
-                tracing::warn!(action, error = %e.reason, "download interrupted");
-                self.tell(
-                    &action,
-                    Feedback::proceeding(
-                        None,
-                        format!(
-                            "download interrupted, resuming at the next poll: {}",
-                            e.reason
-                        ),
-                    ),
-                )
-                .await;
-                return (
-                    Outcome::DownloadInterrupted { reason: e.reason },
-                    sleep.min(Duration::from_secs(30)),
-                );
-            }
-            Err(e) => return self.fail(&action, e.reason, sleep).await,
-        };
-        let secs = fetched.elapsed.as_secs_f64().max(1e-3);
-        tracing::info!(
-            action,
-            bytes = artifact.size,
-            resumes = fetched.resumes,
-            mib_per_s = format!("{:.1}", fetched.transferred as f64 / secs / 1048576.0),
-            peak_rss_mib = peak_rss_mib(),
-            "bundle downloaded and its hash checked"
-        );
-        self.tell(
-            &action,
-            Feedback::proceeding(
-                Some((85, 100)),
-                format!(
-                    "downloaded and checked in {:.0} s ({} resume(s)); installing into the inactive slot",
-                    fetched.elapsed.as_secs_f64(),
-                    fetched.resumes
-                ),
-            ),
-        )
-        .await;
-        let from = self.slots.booted().unwrap_or_default();
-        let boot_id = self.slots.boot_id().unwrap_or_default();
-        let path = fetched.path.clone();
-        let mut slots = std::mem::replace(&mut self.slots, Box::new(NoSlots));
-        let started = std::time::Instant::now();
-        let (back, installed) = tokio::task::spawn_blocking(move || {
-            let r = slots.install(&path);
-            (slots, r)
-        })
-        .await
-        .unwrap_or_else(|e| (Box::new(NoSlots), Err(format!("installer crashed: {e}"))));
-        self.slots = back;
-        let _ = std::fs::remove_file(&fetched.path);
-        let target = match installed {
-            Ok(t) => t,
-            Err(why) => {
-                return self
-                    .fail(
-                        &action,
-                        format!("the bundle was not installed: {why}"),
-                        sleep,
-                    )
-                    .await;
-            }
-        };
-        tracing::info!(action, slot = %target, seconds = started.elapsed().as_secs(), peak_rss_mib = peak_rss_mib(), "update installed");
-        self.state.pending = Some(Pending {
-            action: action.clone(),
-            version: chunk.version.clone(),
-            target: target.clone(),
-            from,
-            boot_id,
-            forced: d.deployment.update == "forced",
-        });
-        if let Err(e) = self.save() {
-            return self
-                .fail(
-                    &action,
-                    format!("cannot keep the update's state: {e}"),
-                    sleep,
-                )
-                .await;
-        }
-        self.tell(
-            &action,
-            Feedback::proceeding(
-                Some((95, 100)),
-                format!(
-                    "installed into slot {target} in {} s; rebooting when no check-in is under way{}",
-                    started.elapsed().as_secs(),
-                    if d.deployment.update == "forced" { "" } else { " and within the maintenance window" }
-                ),
-            ),
-        )
-        .await;
-        self.try_reboot(sleep).await
-    }
-
-    /// Reports a failed action (retried until the server has it) and forgets it.
-    async fn fail(&mut self, action: &str, why: String, sleep: Duration) -> (Outcome, Duration) {
-        tracing::error!(action, reason = %why, "update failed; the running slot is untouched");
-        self.finish(action, false, why, sleep).await
-    }
-
-    async fn finish(
-        &mut self,
-        action: &str,
-        success: bool,
-        detail: String,
-        sleep: Duration,
-    ) -> (Outcome, Duration) {
-        if let Err(reason) = self
-            .client
-            .deployment_feedback(action, &Feedback::closed(success, detail.clone()))
-            .await
-        {
-            // The pending state (if any) stays, so the report is made again next time.
-            return (
-                Outcome::Unreachable { reason },
-                sleep.min(Duration::from_secs(60)),
-            );
-        }
-        if self
-            .state
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.action == action)
-        {
-            self.state.pending = None;
-            let _ = self.save();
-        }
-        (
-            Outcome::Finished {
-                action: action.to_string(),
-                success,
-                detail,
-            },
-            sleep,
-        )
-    }
-
     /// An installed update: reboot into it, or report how the reboot went.
     async fn finish_pending(&mut self, poll: &ddi::Poll, sleep: Duration) -> (Outcome, Duration) {
         let Some(p) = self.state.pending.clone() else {
@@ -606,7 +398,7 @@ impl Updater {
     }
 
     /// Reboots into the installed slot when the window allows and the kiosk is not busy.
-    async fn try_reboot(&mut self, sleep: Duration) -> (Outcome, Duration) {
+    pub(super) async fn try_reboot(&mut self, sleep: Duration) -> (Outcome, Duration) {
         let Some(p) = self.state.pending.clone() else {
             return (Outcome::Idle, sleep);
         };
@@ -706,7 +498,7 @@ impl Updater {
 }
 
 /// Stand-in while the real slots are lent to the blocking installer.
-struct NoSlots;
+pub(super) struct NoSlots;
 
 impl Slots for NoSlots {
     fn booted(&self) -> std::result::Result<String, String> {
@@ -727,148 +519,4 @@ impl Slots for NoSlots {
     fn reboot(&mut self) -> std::result::Result<(), String> {
         Err("busy".into())
     }
-}
-
-/// The file whose presence makes the kiosk show "update under way" and take no check-in.
-pub fn notice_path(cfg: &UpdateConfig) -> PathBuf {
-    PathBuf::from(&cfg.notice_file)
-}
-
-fn write_notice(path: &Path) -> std::io::Result<()> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    std::fs::write(path, "update\n")
-}
-
-/// The token from the configured file, refusing one that others may read.
-fn read_auth(cfg: &UpdateConfig) -> Result<Auth> {
-    let (key, file, wrap): (&str, &str, fn(String) -> Auth) = if !cfg.token_file.is_empty() {
-        ("update.token_file", &cfg.token_file, Auth::Target)
-    } else if !cfg.gateway_token_file.is_empty() {
-        (
-            "update.gateway_token_file",
-            &cfg.gateway_token_file,
-            Auth::Gateway,
-        )
-    } else {
-        return Ok(Auth::None);
-    };
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(file)
-        .map_err(|e| Error::invalid(key, format!("cannot read {file}: {e}")))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(Error::invalid(
-            key,
-            format!(
-                "{file} has mode {:o}; a token file must be 0600 (chmod 600 {file})",
-                meta.permissions().mode() & 0o777
-            ),
-        ));
-    }
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::invalid(key, format!("cannot read {file}: {e}")))?;
-    let token = text.trim();
-    if token.is_empty() || token.contains(char::is_whitespace) {
-        return Err(Error::invalid(
-            key,
-            format!("{file} must hold one token on one line"),
-        ));
-    }
-    Ok(wrap(token.to_string()))
-}
-
-/// `compatible=` of RAUC's system.conf.
-fn rauc_compatible(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::invalid(
-            "update.compatible",
-            format!(
-                "is empty and {} cannot be read ({e}); set it",
-                path.display()
-            ),
-        )
-    })?;
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("compatible="))
-        .map(|s| s.trim().to_string())
-        .ok_or_else(|| {
-            Error::invalid(
-                "update.compatible",
-                format!("is empty and {} names no compatible", path.display()),
-            )
-        })
-}
-
-/// The board's model from the device tree ("Raspberry Pi 4 Model B Rev 1.5").
-fn hardware_model() -> String {
-    std::fs::read_to_string("/proc/device-tree/model")
-        .map(|s| s.trim_end_matches('\0').trim().to_string())
-        .unwrap_or_else(|_| std::env::consts::ARCH.to_string())
-}
-
-/// The version of the running root file system: what the image and its bundle were built as
-/// (`VERSION=` in `/etc/clockface-release`), else this binary's.
-pub fn running_version() -> String {
-    std::fs::read_to_string("/etc/clockface-release")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VERSION="))
-                .map(|v| v.trim().to_string())
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string())
-}
-
-/// Peak resident memory of this process, MiB (VmHWM), for the update log and the note.
-pub fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map(|kb| kb / 1024)
-        .unwrap_or(0)
-}
-
-/// `GET /health` of the kiosk, as JSON; None when it does not answer.
-async fn kiosk_health(listen: &str) -> Option<serde_json::Value> {
-    if listen.is_empty() {
-        return None;
-    }
-    let url = format!("http://{listen}/health");
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(crate::sync::client::tls_config(None).ok()?)
-        .timeout(Duration::from_secs(3))
-        .no_proxy()
-        .build()
-        .ok()?;
-    let resp = client.get(&url).send().await.ok()?;
-    let text = resp.text().await.ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// (busy, updating) of the kiosk; None when it does not answer (nothing can be under way).
-async fn kiosk_activity(listen: &str) -> Option<(bool, bool)> {
-    let h = kiosk_health(listen).await?;
-    Some((
-        h["busy"].as_bool().unwrap_or(false),
-        h["updating"].as_bool().unwrap_or(false),
-    ))
-}
-
-/// The device id, name and site the kiosk reports, when it answers.
-async fn kiosk_attributes(listen: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    if let Some(h) = kiosk_health(listen).await {
-        for k in ["device_id", "device_name", "site"] {
-            if let Some(v) = h[k].as_str().filter(|v| !v.is_empty()) {
-                out.insert(k.to_string(), v.to_string());
-            }
-        }
-    }
-    out
 }
