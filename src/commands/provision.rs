@@ -258,32 +258,10 @@ fn apply(file: &Path, t: &ProvisionTargets) -> Result<Provisioned> {
         config::merge_tables(&mut table, k, "", &mut keys);
     }
     if pf.backend_ca.is_some() {
-        let sync = table
-            .entry("sync")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let Some(sync) = sync.as_table_mut()
-            && !sync.contains_key("ca_file")
-        {
-            sync.insert(
-                "ca_file".into(),
-                toml::Value::String(ca_path.display().to_string()),
-            );
-            keys.push("sync.ca_file".into());
-        }
+        set_path_default(&mut table, "sync", "ca_file", &ca_path, &mut keys);
     }
     if pf.update_token.is_some() {
-        let update = table
-            .entry("update")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let Some(update) = update.as_table_mut()
-            && !update.contains_key("token_file")
-        {
-            update.insert(
-                "token_file".into(),
-                toml::Value::String(token_path.display().to_string()),
-            );
-            keys.push("update.token_file".into());
-        }
+        set_path_default(&mut table, "update", "token_file", &token_path, &mut keys);
     }
     let merged = toml::to_string(&table).expect("a TOML table serialises");
     if let Err(ps) = config::check_str(&merged) {
@@ -340,6 +318,26 @@ fn apply(file: &Path, t: &ProvisionTargets) -> Result<Provisioned> {
         "provisioning applied"
     );
     Ok(done)
+}
+
+/// Names `path` in `[section] key` unless the file set that key itself: where a secret the
+/// provisioning file carried (CA, token) was written.
+fn set_path_default(
+    table: &mut toml::Table,
+    section: &str,
+    key: &str,
+    path: &Path,
+    keys: &mut Vec<String>,
+) {
+    let t = table
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(t) = t.as_table_mut()
+        && !t.contains_key(key)
+    {
+        t.insert(key.into(), toml::Value::String(path.display().to_string()));
+        keys.push(format!("{section}.{key}"));
+    }
 }
 
 fn valid_hostname(h: &str) -> bool {

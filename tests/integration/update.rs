@@ -218,6 +218,13 @@ impl Client {
     }
 }
 
+/// The poll ended an action with a failure whose detail says `why`.
+fn failed_with(o: &Value, why: &str) {
+    assert_eq!(o["outcome"], "finished", "{o}");
+    assert_eq!(o["success"], false, "{o}");
+    assert!(o["detail"].as_str().unwrap().contains(why), "{o}");
+}
+
 /// Polls until gooseBit's view of the device satisfies `f`.
 fn until(gb: &GooseBit, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
     let d = gb.device(id);
@@ -349,13 +356,9 @@ fn a_goosebit_rollout_is_installed_confirmed_after_the_reboot_and_bad_bundles_ar
     assert_eq!(c.once()["outcome"], "rebooting");
     std::fs::remove_file(c.state.join("trial-fails")).unwrap();
     let o = c.once();
-    assert_eq!(o["success"], false, "{o}");
-    assert!(
-        o["detail"]
-            .as_str()
-            .unwrap()
-            .contains("slot A did not pass its boot check and was rolled back; slot B runs"),
-        "{o}"
+    failed_with(
+        &o,
+        "slot A did not pass its boot check and was rolled back; slot B runs",
     );
     assert_eq!(c.slots()["booted"], "B");
     let dev = until(&gb, "kiosk-7", "rollback reported", |v| {
@@ -533,14 +536,7 @@ fn bad_servers_tokens_and_disks_are_named_and_leave_the_slot_alone() {
     gb.assign("kiosk-7", &id);
     let o = c.once();
     let _ = Command::new("umount").arg(&small).status();
-    assert_eq!(o["success"], false, "{o}");
-    assert!(
-        o["detail"]
-            .as_str()
-            .unwrap()
-            .contains("the data partition is full"),
-        "{o}"
-    );
+    failed_with(&o, "the data partition is full");
     let dev = gb.device("kiosk-7");
     assert!(
         dev["log"]
@@ -783,13 +779,6 @@ fn a_soft_action_waits_for_the_window_and_a_cancel_takes_it_back() {
     // An artifact the server no longer has: a failure that names it.
     server.offer(r#"{"_links":{"deploymentBase":{"href":"BASE/DEFAULT/controller/v1/kiosk-7/deploymentBase/6"}}}"#);
     let o = c.once();
-    assert_eq!(o["success"], false, "{o}");
-    assert!(
-        o["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no such artifact (HTTP 404)"),
-        "{o}"
-    );
+    failed_with(&o, "no such artifact (HTTP 404)");
     assert_eq!(c.slots()["booted"], "A");
 }
