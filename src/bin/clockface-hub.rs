@@ -11,14 +11,20 @@ use clockface::hub;
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// Hub database file (created on first use).
+    /// Hub database: a SQLite file (created on first use) or a PostgreSQL URL
+    /// (`postgres://user:password@host:port/database`, migrated on first use).
     #[arg(
         long,
         global = true,
         env = "CLOCKFACE_HUB_DB",
         default_value = "/var/lib/clockface-hub/hub.db"
     )]
-    db: PathBuf,
+    db: String,
+    /// Template key file (32 bytes, mode 0600; made on first use). Default: beside a SQLite
+    /// file (`hub.db` → `hub.templates.key`); required with PostgreSQL, the same file on every
+    /// replica.
+    #[arg(long, global = true, env = "CLOCKFACE_HUB_TEMPLATE_KEY")]
+    template_key: Option<PathBuf>,
     /// Hub config file (TOML; `[privacy] data_region`, `allow_cross_region`).
     #[arg(long, global = true, env = "CLOCKFACE_HUB_CONFIG")]
     config: Option<PathBuf>,
@@ -161,28 +167,32 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
+    let db = hub::db::DbSpec {
+        location: hub::sql::DbLocation::parse(&cli.db),
+        template_key: cli.template_key.clone(),
+    };
     let r = match cli.command {
         Cmd::Serve {
             listen,
             tls_cert,
             tls_key,
-        } => hub::cli::serve(&cli.db, &cfg, &listen, tls_cert.zip(tls_key), out),
-        Cmd::Devices { json } => hub::cli::devices(&cli.db, &cfg, json, out),
+        } => hub::cli::serve(&db, &cfg, &listen, tls_cert.zip(tls_key), out),
+        Cmd::Devices { json } => hub::cli::devices(&db, &cfg, json, out),
         Cmd::Keys {
             command: KeysCmd::Rotate,
-        } => hub::cli::keys_rotate(&cli.db, out),
+        } => hub::cli::keys_rotate(&db, out),
         Cmd::PairingCode {
             site,
             valid_hours,
             code,
-        } => hub::cli::pairing_code(&cli.db, &site, valid_hours, code.as_deref(), out),
+        } => hub::cli::pairing_code(&db, &site, valid_hours, code.as_deref(), out),
         Cmd::Roster {
             command: RosterCmd::Import { file, replace },
-        } => hub::cli::roster_import(&cli.db, &file, replace, out),
+        } => hub::cli::roster_import(&db, &file, replace, out),
         Cmd::Roster {
             command: RosterCmd::Delete { id },
-        } => hub::cli::roster_delete(&cli.db, &id, out),
-        Cmd::Policy { file, site } => hub::cli::policy_set(&cli.db, &file, site.as_deref(), out),
+        } => hub::cli::roster_delete(&db, &id, out),
+        Cmd::Policy { file, site } => hub::cli::policy_set(&db, &file, site.as_deref(), out),
         Cmd::Timesheet {
             since,
             until,
@@ -195,15 +205,15 @@ fn main() -> ExitCode {
                 pairs,
                 first_last,
             };
-            hub::cli::timesheet(&cli.db, &since, &until, &opts, output.as_deref(), out)
+            hub::cli::timesheet(&db, &since, &until, &opts, output.as_deref(), out)
         }
-        Cmd::Chains { json } => hub::cli::chains(&cli.db, json, out),
+        Cmd::Chains { json } => hub::cli::chains(&db, json, out),
         Cmd::Device {
             command: DeviceCmd::Unpair { id },
-        } => hub::cli::device_unpair(&cli.db, &id, out),
+        } => hub::cli::device_unpair(&db, &id, out),
         Cmd::Device {
             command: DeviceCmd::Audit { json },
-        } => hub::cli::device_audit(&cli.db, json, out),
+        } => hub::cli::device_audit(&db, json, out),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::db::HubDb;
+use super::db::{DbSpec, HubDb};
 use super::{Hub, tls};
 use crate::base::clock::{Clock, SystemClock};
 use crate::base::error::{Error, Result};
@@ -17,13 +17,13 @@ fn now_ms() -> i64 {
 
 /// `serve`: runs the API until SIGINT or SIGTERM.
 pub fn serve(
-    db: &Path,
+    db: &DbSpec,
     cfg: &super::db::HubConfig,
     listen: &str,
     tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let hub = Hub::open_with(db, Arc::new(SystemClock::new()), cfg)?;
+    let hub = Hub::open_spec(db, Arc::new(SystemClock::new()), cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -57,11 +57,11 @@ pub fn serve(
                 let l = tls::TlsListener::new(tcp, cfg).map_err(|e| Error::io(&cert, e))?;
                 super::serve(l, hub, shutdown)
                     .await
-                    .map_err(|e| Error::io(db, e))?
+                    .map_err(|e| Error::io(listen, e))?
             }
             None => super::serve(tcp, hub, shutdown)
                 .await
-                .map_err(|e| Error::io(db, e))?,
+                .map_err(|e| Error::io(listen, e))?,
         }
         Ok(())
     })
@@ -69,22 +69,22 @@ pub fn serve(
 
 /// `pairing-code`.
 pub fn pairing_code(
-    db: &Path,
+    db: &DbSpec,
     site: &str,
     valid_hours: u32,
     code: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut h = HubDb::open(db)?;
+    let mut h = HubDb::open_spec(db, &Default::default())?;
     let code = h.create_pairing_code(site, valid_hours as i64 * 3_600_000, code, now_ms())?;
     let _ = writeln!(out, "{code}");
     Ok(())
 }
 
 /// `roster import`.
-pub fn roster_import(db: &Path, file: &Path, replace: bool, out: &mut dyn Write) -> Result<()> {
+pub fn roster_import(db: &DbSpec, file: &Path, replace: bool, out: &mut dyn Write) -> Result<()> {
     let (list, dropped) = super::import::read_roster_file(file)?;
-    let mut h = HubDb::open(db)?;
+    let mut h = HubDb::open_spec(db, &Default::default())?;
     let r = h.import_roster(&list, replace)?;
     let _ = writeln!(
         out,
@@ -107,8 +107,8 @@ pub fn roster_import(db: &Path, file: &Path, replace: bool, out: &mut dyn Write)
 }
 
 /// `roster delete`.
-pub fn roster_delete(db: &Path, id: &str, out: &mut dyn Write) -> Result<()> {
-    let mut h = HubDb::open(db)?;
+pub fn roster_delete(db: &DbSpec, id: &str, out: &mut dyn Write) -> Result<()> {
+    let mut h = HubDb::open_spec(db, &Default::default())?;
     if !h.delete_employee(id)? {
         return Err(Error::invalid(
             "employee id",
@@ -121,10 +121,10 @@ pub fn roster_delete(db: &Path, id: &str, out: &mut dyn Write) -> Result<()> {
 
 /// `device unpair ID`: the kiosk's token stops working and its id may pair again, with a new
 /// key. For a kiosk whose key was lost or replaced; audited.
-pub fn device_unpair(db: &Path, id: &str, out: &mut dyn Write) -> Result<()> {
+pub fn device_unpair(db: &DbSpec, id: &str, out: &mut dyn Write) -> Result<()> {
     let device = uuid::Uuid::parse_str(id.trim())
         .map_err(|_| Error::invalid("device id", format!("{id:?} is not a UUID")))?;
-    let mut h = HubDb::open(db)?;
+    let mut h = HubDb::open_spec(db, &Default::default())?;
     if !h.unpair(&device, SystemClock::new().wall_ms())? {
         return Err(Error::invalid(
             "device id",
@@ -139,8 +139,8 @@ pub fn device_unpair(db: &Path, id: &str, out: &mut dyn Write) -> Result<()> {
 }
 
 /// `device audit`: the hub's own audit log (pairing, re-pairing, unpairing), newest first.
-pub fn device_audit(db: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
-    let entries = HubDb::open(db)?.hub_audit(1000)?;
+pub fn device_audit(db: &DbSpec, json: bool, out: &mut dyn Write) -> Result<()> {
+    let entries = HubDb::open_spec(db, &Default::default())?.hub_audit(1000)?;
     if json {
         let _ = writeln!(
             out,
@@ -163,7 +163,7 @@ pub fn device_audit(db: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
 }
 
 /// `policy FILE [--site S]`: TOML with a `[policy]` section, or JSON of the policy object.
-pub fn policy_set(db: &Path, file: &Path, site: Option<&str>, out: &mut dyn Write) -> Result<()> {
+pub fn policy_set(db: &DbSpec, file: &Path, site: Option<&str>, out: &mut dyn Write) -> Result<()> {
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file)
         .map_err(|e| Error::invalid(&name, format!("cannot read: {e}")))?;
@@ -180,7 +180,7 @@ pub fn policy_set(db: &Path, file: &Path, site: Option<&str>, out: &mut dyn Writ
             .map_err(|e| Error::invalid(&name, e.to_string()))?
             .policy
     };
-    let mut h = HubDb::open(db)?;
+    let mut h = HubDb::open_spec(db, &Default::default())?;
     let v = h.set_site_policy(&policy, site)?;
     let _ = writeln!(
         out,
@@ -194,25 +194,25 @@ pub fn policy_set(db: &Path, file: &Path, site: Option<&str>, out: &mut dyn Writ
 }
 
 /// `keys rotate`: every template re-sealed under a new key file, which replaces the old one.
-pub fn keys_rotate(db: &Path, out: &mut dyn Write) -> Result<()> {
-    let mut h = HubDb::open(db)?;
+pub fn keys_rotate(db: &DbSpec, out: &mut dyn Write) -> Result<()> {
+    let mut h = HubDb::open_spec(db, &Default::default())?;
     let n = h.rotate_template_key()?;
     let _ = writeln!(
         out,
         "{n} template(s) re-sealed under a new key in {}; back it up (the old key no longer opens them)",
-        super::db::biometrics::key_path(db).display()
+        db.key_file().unwrap_or_default().display()
     );
     Ok(())
 }
 
 /// `devices`: each paired kiosk with its site, data region and when it was last seen.
 pub fn devices(
-    db: &Path,
+    db: &DbSpec,
     cfg: &super::db::HubConfig,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let h = HubDb::open_with(db, cfg)?;
+    let h = HubDb::open_spec(db, cfg)?;
     let list = h.devices()?;
     if json {
         let _ = writeln!(
@@ -257,7 +257,7 @@ pub fn devices(
 
 /// `timesheet`.
 pub fn timesheet(
-    db: &Path,
+    db: &DbSpec,
     since: &str,
     until: &str,
     opts: &crate::hub::db::timesheet::TimesheetOptions,
@@ -269,7 +269,7 @@ pub fn timesheet(
     if to <= from {
         return Err(Error::invalid("--until", "must be later than --since"));
     }
-    let h = HubDb::open(db)?;
+    let h = HubDb::open_spec(db, &Default::default())?;
     let n = match output {
         Some(p) => {
             let mut f = std::fs::File::create(p)
@@ -283,8 +283,8 @@ pub fn timesheet(
 }
 
 /// `chains`.
-pub fn chains(db: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
-    let h = HubDb::open(db)?;
+pub fn chains(db: &DbSpec, json: bool, out: &mut dyn Write) -> Result<()> {
+    let h = HubDb::open_spec(db, &Default::default())?;
     let reports = h.chain_reports()?;
     if json {
         let _ = writeln!(

@@ -10,15 +10,17 @@
 
 pub mod biometrics;
 pub(crate) mod ingest;
+mod migrate;
 pub mod pairing;
 pub(crate) mod reports;
 pub(crate) mod roster;
 pub mod timesheet;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
+
+use super::sql::{Conn, DbLocation, Engine, OptionalExt, SqlError, params};
 
 /// An error the API turns into an HTTP status with a JSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +51,17 @@ impl ApiFailure {
     }
 }
 
-impl From<rusqlite::Error> for ApiFailure {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<SqlError> for ApiFailure {
+    fn from(e: SqlError) -> Self {
+        if e.is_unavailable() {
+            // The kiosk keeps its queue and retries; nothing is lost.
+            tracing::warn!(error = %e, "hub database unavailable");
+            return ApiFailure {
+                status: 503,
+                code: "database_unavailable",
+                message: "the hub's database is unavailable; retry later".into(),
+            };
+        }
         ApiFailure::internal(e)
     }
 }
@@ -74,13 +85,41 @@ impl Chain {
     }
 }
 
+/// Where the hub's data is: the database and the template key file that goes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbSpec {
+    /// The SQLite file or PostgreSQL URL.
+    pub location: DbLocation,
+    /// The template key file; `None` puts it beside a SQLite file (PostgreSQL needs one).
+    pub template_key: Option<PathBuf>,
+}
+
+impl DbSpec {
+    /// The template key file in force.
+    pub fn key_file(&self) -> Option<PathBuf> {
+        self.template_key
+            .clone()
+            .or_else(|| self.location.sqlite_path().map(biometrics::key_path))
+    }
+}
+
+impl From<&Path> for DbSpec {
+    fn from(p: &Path) -> Self {
+        DbSpec {
+            location: p.into(),
+            template_key: None,
+        }
+    }
+}
+
 /// The hub database.
 pub struct HubDb {
-    conn: Connection,
+    conn: Conn,
     /// Seals the face templates at rest (see [`biometrics`]); reloaded when another process
     /// rotated the key file.
     template_key: std::cell::RefCell<biometrics::TemplateKey>,
-    path: std::path::PathBuf,
+    /// The template key file (beside a SQLite file, or `--template-key`).
+    key_file: PathBuf,
     /// Where this hub may hold data, from its config's `[privacy]`.
     privacy: HubPrivacy,
 }
@@ -152,68 +191,84 @@ pub(super) fn sha256(b: &[u8]) -> Vec<u8> {
 }
 
 impl HubDb {
-    /// Opens or creates the hub database at `path`.
+    /// Opens or creates the SQLite hub database at `path` (its template key beside it).
     pub fn open(path: &Path) -> crate::base::error::Result<HubDb> {
-        let conn = Connection::open(path).map_err(|e| crate::base::error::Error::Database {
-            path: path.to_path_buf(),
-            reason: format!("cannot open: {e}"),
-        })?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let _: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
-        conn.execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
-        )?;
-        conn.execute_batch(include_str!("schema.sql"))
-            .map_err(|e| crate::base::error::Error::Database {
-                path: path.to_path_buf(),
-                reason: format!("is not a clockface-hub database ({e})"),
-            })?;
-        migrate_sites(&conn).map_err(|e| crate::base::error::Error::Database {
-            path: path.to_path_buf(),
-            reason: format!("cannot add the employees' sites ({e})"),
-        })?;
-        migrate_consent(&conn).map_err(|e| crate::base::error::Error::Database {
-            path: path.to_path_buf(),
-            reason: format!("cannot add consent scope, age and data region ({e})"),
-        })?;
-        let mut conn = conn;
-        let template_key = biometrics::load_key(path, &conn)?;
-        let sealed = biometrics::migrate_plain(&mut conn, &template_key.key).map_err(|e| {
-            crate::base::error::Error::Database {
-                path: path.to_path_buf(),
-                reason: format!("cannot seal the plain templates ({e})"),
+        Self::open_at(&path.into(), None, &HubConfig::default())
+    }
+
+    /// Opens the SQLite database at `path` under the hub config `cfg`.
+    pub fn open_with(path: &Path, cfg: &HubConfig) -> crate::base::error::Result<HubDb> {
+        Self::open_at(&path.into(), None, cfg)
+    }
+
+    /// Opens the database `spec` names under `cfg`.
+    pub fn open_spec(spec: &DbSpec, cfg: &HubConfig) -> crate::base::error::Result<HubDb> {
+        Self::open_at(&spec.location, spec.template_key.as_deref(), cfg)
+    }
+
+    /// Opens (creating or migrating) the database at `loc` under `cfg`. `key_file` is the
+    /// template key; a SQLite file has it beside itself by default, PostgreSQL needs it named
+    /// (every replica reads the same key, which the database never holds).
+    pub fn open_at(
+        loc: &DbLocation,
+        key_file: Option<&Path>,
+        cfg: &HubConfig,
+    ) -> crate::base::error::Result<HubDb> {
+        let fail = |reason: String| crate::base::error::Error::Database {
+            path: PathBuf::from(loc.to_string()),
+            reason,
+        };
+        let (conn, key_file) = match loc {
+            DbLocation::Sqlite(path) => (
+                migrate::open_sqlite(path)?,
+                key_file.map_or_else(|| biometrics::key_path(path), Path::to_path_buf),
+            ),
+            DbLocation::Postgres(url) => {
+                let Some(key_file) = key_file else {
+                    return Err(crate::base::error::Error::invalid(
+                        "--template-key",
+                        "a PostgreSQL database needs the template key file named (the same file on every replica)",
+                    ));
+                };
+                let conn = Conn::connect_pg(url).map_err(|e| fail(e.to_string()))?;
+                migrate::postgres(&conn).map_err(|e| fail(format!("cannot migrate: {e}")))?;
+                (conn, key_file.to_path_buf())
             }
-        })?;
-        if sealed > 0 {
-            tracing::info!(
-                templates = sealed,
-                "sealed the templates a plain database held"
-            );
+        };
+        let template_key = biometrics::load_key(&key_file, &conn)?;
+        if conn.engine() == Engine::Sqlite {
+            let sealed = biometrics::migrate_plain(&conn, &template_key.key)
+                .map_err(|e| fail(format!("cannot seal the plain templates ({e})")))?;
+            if sealed > 0 {
+                tracing::info!(
+                    templates = sealed,
+                    "sealed the templates a plain database held"
+                );
+            }
         }
         Ok(HubDb {
             conn,
             template_key: std::cell::RefCell::new(template_key),
-            path: path.to_path_buf(),
-            privacy: HubPrivacy::default(),
+            key_file,
+            privacy: cfg.privacy.clone(),
         })
     }
 
-    /// Opens the database under the hub config `cfg`.
-    pub fn open_with(path: &Path, cfg: &HubConfig) -> crate::base::error::Result<HubDb> {
-        let mut db = Self::open(path)?;
-        db.privacy = cfg.privacy.clone();
-        Ok(db)
+    /// Which engine holds the data.
+    pub fn engine(&self) -> Engine {
+        self.conn.engine()
     }
 
     /// Moves the WAL into the database and truncates it, so that template bytes deleted with
     /// `secure_delete` are not left in older WAL frames. Best effort: while another connection
-    /// reads, the frames stay until the next call.
+    /// reads, the frames stay until the next call. PostgreSQL never holds plain templates, and
+    /// its sealed ones are left to its own vacuum.
     pub(crate) fn wipe_wal(&self) {
+        let Some(c) = self.conn.sqlite() else { return };
         let r: rusqlite::Result<(i64, i64, i64)> =
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                });
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            });
         if !matches!(r, Ok((0, _, _))) {
             tracing::warn!(
                 "the hub's WAL could not be truncated now; deleted template bytes go at the next checkpoint"
@@ -226,58 +281,14 @@ impl HubDb {
         &self.privacy
     }
 
-    fn meta_i64(&self, key: &str) -> rusqlite::Result<i64> {
+    fn meta_i64(&self, key: &str) -> Result<i64, SqlError> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
-                r.get::<_, String>(0)
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get::<String>(0)
             })
             .optional()?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0))
     }
-}
-
-/// Databases made before employees had sites: the column is added (every employee valid at
-/// every site, as before), and every device is taken to hold everyone, which it did, so that
-/// its next roster deletes the people not of its site.
-fn migrate_sites(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('employees') WHERE name = 'sites'")?
-        .exists([])?;
-    if has {
-        return Ok(());
-    }
-    conn.execute_batch(
-        "BEGIN IMMEDIATE;
-         ALTER TABLE employees ADD COLUMN sites TEXT NOT NULL DEFAULT '';
-         INSERT OR IGNORE INTO delivered (device_id, employee_id)
-             SELECT d.id, e.id FROM devices d, employees e;
-         COMMIT;",
-    )
-}
-
-/// Databases from before consent scopes, ages and data regions: the columns are added
-/// (earlier consents counted for the kiosk that took them, so their scope is 'device').
-fn migrate_consent(conn: &Connection) -> rusqlite::Result<()> {
-    for (table, column, decl) in [
-        (
-            "employees",
-            "consent_scope",
-            "TEXT NOT NULL DEFAULT 'device'",
-        ),
-        ("employees", "birth_year", "INTEGER"),
-        ("employees", "is_minor", "INTEGER"),
-        ("devices", "data_region", "TEXT NOT NULL DEFAULT ''"),
-    ] {
-        let has: bool = conn
-            .prepare(&format!(
-                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'"
-            ))?
-            .exists([])?;
-        if !has {
-            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl};"))?;
-        }
-    }
-    Ok(())
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod db;
 pub mod import;
 pub(crate) mod server;
+pub mod sql;
 pub(crate) mod tls;
 
 use std::path::Path;
@@ -49,8 +50,17 @@ impl Hub {
         clock: Arc<dyn Clock>,
         cfg: &db::HubConfig,
     ) -> crate::base::error::Result<Arc<Hub>> {
+        Self::open_spec(&db_path.into(), clock, cfg)
+    }
+
+    /// Opens the database `spec` names (SQLite or PostgreSQL) under `cfg`.
+    pub fn open_spec(
+        spec: &db::DbSpec,
+        clock: Arc<dyn Clock>,
+        cfg: &db::HubConfig,
+    ) -> crate::base::error::Result<Arc<Hub>> {
         Ok(Arc::new(Hub {
-            db: Mutex::new(HubDb::open_with(db_path, cfg)?),
+            db: Mutex::new(HubDb::open_spec(spec, cfg)?),
             clock,
         }))
     }
@@ -178,7 +188,17 @@ impl LocalHub {
         tls_files: Option<(&Path, &Path)>,
         cfg: &db::HubConfig,
     ) -> crate::base::error::Result<LocalHub> {
-        let hub = Hub::open_with(db, Arc::new(crate::base::clock::SystemClock::new()), cfg)?;
+        Self::start_spec(&db.into(), tls_files, cfg)
+    }
+
+    /// Like [`LocalHub::start_configured`], on any database (a PostgreSQL one for the tests
+    /// that run replicas).
+    pub fn start_spec(
+        db: &db::DbSpec,
+        tls_files: Option<(&Path, &Path)>,
+        cfg: &db::HubConfig,
+    ) -> crate::base::error::Result<LocalHub> {
+        let hub = Hub::open_spec(db, Arc::new(crate::base::clock::SystemClock::new()), cfg)?;
         let tls_cfg = tls_files
             .map(|(c, k)| tls::server_config(c, k))
             .transpose()?;

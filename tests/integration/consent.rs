@@ -581,7 +581,7 @@ fn hub_raw(hub: &TestHub) -> Vec<u8> {
 
 #[test]
 fn site_scope_enrolment_reaches_the_other_door_and_a_withdrawal_wipes_it_everywhere() {
-    let hub = TestHub::start();
+    let hub = TestHub::start_sqlite();
     let tmp = tempfile::tempdir().unwrap();
     import(
         &hub,
@@ -697,7 +697,7 @@ fn site_scope_enrolment_reaches_the_other_door_and_a_withdrawal_wipes_it_everywh
 
 #[test]
 fn an_hr_export_is_minimised_to_the_allow_list_at_the_hub_and_the_kiosk() {
-    let hub = TestHub::start();
+    let hub = TestHub::start_sqlite();
     let tmp = tempfile::tempdir().unwrap();
     let secrets = [
         "+86 138 0013 8000",
@@ -842,7 +842,7 @@ fn a_kiosk_provisioned_for_another_region_is_refused_unless_the_hub_allows_it() 
 
 #[test]
 fn hub_templates_are_sealed_rotatable_and_gone_when_the_employee_is() {
-    let hub = TestHub::start();
+    let hub = TestHub::start_sqlite();
     let tmp = tempfile::tempdir().unwrap();
     let model = Config::default().vision.embedder.name();
     let v = unit(9, 16);
@@ -947,7 +947,7 @@ fn hub_templates_are_sealed_rotatable_and_gone_when_the_employee_is() {
 
 #[test]
 fn the_age_threshold_is_set_per_site_by_the_backend() {
-    let hub = TestHub::start();
+    let hub = TestHub::start_sqlite();
     let tmp = tempfile::tempdir().unwrap();
     import(
         &hub,

@@ -2,6 +2,7 @@
 //! `clockface` binary, and schemathesis fuzzing the running hub against docs/openapi.yaml.
 
 use crate::common;
+use clockface::hub::db::DbSpec;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,10 +12,9 @@ fn hub_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_clockface-hub"))
 }
 
-fn hub(db: &Path, args: &[&str]) -> (i32, String, String) {
+fn hub(db: &DbSpec, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(hub_bin())
-        .arg("--db")
-        .arg(db)
+        .args(common::pg::hub_args(db))
         .args(args)
         .output()
         .unwrap();
@@ -38,13 +38,13 @@ impl Drop for Served {
     }
 }
 
-fn serve(db: &Path) -> Served {
+fn serve(db: &DbSpec) -> Served {
     serve_with(db, None)
 }
 
 /// `clockface-hub serve` on a free loopback port, run through `wrapper` (such as `prlimit`)
 /// when given; its stderr is kept for the caller when `wrapper` is given.
-fn serve_with(db: &Path, wrapper: Option<&[&str]>) -> Served {
+fn serve_with(db: &DbSpec, wrapper: Option<&[&str]>) -> Served {
     let mut cmd = match wrapper {
         Some(w) => {
             let mut c = Command::new(w[0]);
@@ -59,8 +59,7 @@ fn serve_with(db: &Path, wrapper: Option<&[&str]>) -> Served {
         }
     };
     let mut child = cmd
-        .arg("--db")
-        .arg(db)
+        .args(common::pg::hub_args(db))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .spawn()
@@ -90,8 +89,8 @@ E3,Alan Turing,false,false,,no,2026-01
 ";
 
 /// Sets up a hub with a roster and a policy, and a kiosk paired to it with some check-ins.
-fn hub_with_kiosk(dir: &Path) -> (PathBuf, Served, PathBuf) {
-    let db = dir.join("hub.db");
+fn hub_with_kiosk(dir: &Path) -> (DbSpec, Served, PathBuf) {
+    let db = common::pg::hub_spec(dir);
     let csv = dir.join("roster.csv");
     std::fs::write(&csv, ROSTER_CSV).unwrap();
     let (code, out, err) = hub(&db, &["roster", "import", csv.to_str().unwrap()]);
@@ -195,7 +194,7 @@ fn admin_commands_and_a_kiosk_syncing_through_the_binaries() {
 #[test]
 fn bad_admin_input_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("hub.db");
+    let db = common::pg::hub_spec(dir.path());
     let csv = dir.path().join("bad.csv");
     std::fs::write(
         &csv,
@@ -227,7 +226,7 @@ fn bad_admin_input_is_named() {
     assert_eq!(code, 2);
     assert!(err.contains("pairing code"), "{err}");
     // Nothing half-imported.
-    let h = clockface::hub::db::HubDb::open(&db).unwrap();
+    let h = clockface::hub::db::HubDb::open_spec(&db, &Default::default()).unwrap();
     assert_eq!(h.roster(&uuid::Uuid::nil()).unwrap().employees.len(), 0);
 }
 
@@ -337,7 +336,7 @@ fn a_pairing_code_alone_cannot_take_over_a_paired_kiosk() {
 #[test]
 fn an_old_kiosk_without_a_proof_pairs_only_a_new_id() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("hub.db");
+    let db = common::pg::hub_spec(dir.path());
     let served = serve(&db);
     let (_, c1, _) = hub(&db, &["pairing-code", "--site", "S"]);
     let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
@@ -432,7 +431,7 @@ fn idle_and_half_sent_connections_do_not_take_the_hub_offline() {
     use std::net::TcpStream;
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("hub.db");
+    let db = common::pg::hub_spec(dir.path());
     // As the probe ran it: a low file limit, then more silent connections than it allows.
     let mut served = serve_with(&db, Some(&["prlimit", "--nofile=64:64", "--"]));
     let addr = served.url.trim_start_matches("http://").to_owned();
@@ -517,7 +516,9 @@ fn a_new_or_reset_backend_receives_the_history_and_a_head_ahead_is_not_trusted()
     };
     assert_eq!(backend_head(&data), 40);
     // Re-paired to a brand-new hub: the whole history goes there too.
-    let db2 = dir.path().join("hub2.db");
+    let second = dir.path().join("second");
+    std::fs::create_dir(&second).unwrap();
+    let db2 = common::pg::hub_spec(&second);
     let served2 = serve(&db2);
     let (_, code2, _) = hub(&db2, &["pairing-code", "--site", "New site"]);
     let (code, _, err) = kiosk(
@@ -546,13 +547,11 @@ fn a_new_or_reset_backend_receives_the_history_and_a_head_ahead_is_not_trusted()
     // The new hub is restored from an older backup (entries after seq 25 lost): the kiosk
     // sees its head go back and sends the rest again.
     drop(served2);
-    let conn = rusqlite::Connection::open(&db2).unwrap();
-    conn.execute_batch(
+    common::pg::raw_sql(
+        &db2,
         "DELETE FROM entries WHERE chain = 'checkins' AND seq > 25;
          UPDATE heads SET seq = 25, hash = (SELECT hash FROM entries WHERE chain = 'checkins' AND seq = 25) WHERE chain = 'checkins';",
-    )
-    .unwrap();
-    drop(conn);
+    );
     let served2 = serve(&db2);
     let cfg = dir.path().join("k.toml");
     std::fs::write(&cfg, format!("[sync]\nurl = {:?}\n", served2.url)).unwrap();
@@ -569,10 +568,7 @@ fn a_new_or_reset_backend_receives_the_history_and_a_head_ahead_is_not_trusted()
     assert!(out.contains("synced 0 check-ins"), "nothing loops: {out}");
     // A hub that claims more than the kiosk ever signed is not believed.
     drop(served2);
-    let conn = rusqlite::Connection::open(&db2).unwrap();
-    conn.execute("UPDATE heads SET seq = 9999 WHERE chain = 'checkins'", [])
-        .unwrap();
-    drop(conn);
+    common::pg::raw_sql(&db2, "UPDATE heads SET seq = 9999 WHERE chain = 'checkins'");
     let served2 = serve(&db2);
     std::fs::write(&cfg, format!("[sync]\nurl = {:?}\n", served2.url)).unwrap();
     let (code, _, err) = with_cfg(&["sync"]);
@@ -593,7 +589,7 @@ fn a_new_or_reset_backend_receives_the_history_and_a_head_ahead_is_not_trusted()
 #[test]
 fn each_kiosk_receives_only_its_sites_people() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("hub.db");
+    let db = common::pg::hub_spec(dir.path());
     let csv = dir.path().join("roster.csv");
     let write_roster = |e1_site: &str| {
         std::fs::write(

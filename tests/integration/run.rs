@@ -80,19 +80,11 @@ fn run_notifies_systemd_and_stops_cleanly_on_sigterm() {
     assert_eq!(code, 0, "{e}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn run_answers_health_checks_without_camera_or_badge_reader() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", common::free_port());
     // No camera and the badge reader unplugged: the kiosk still starts and serves PIN check-in.
     let cfg = common::write_config(
         dir.path(),

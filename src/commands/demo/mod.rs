@@ -417,7 +417,7 @@ fn run_with_window(
     let _ = writeln!(out, "\n$ clockface verify");
     crate::commands::records::verify(&config, false, out)?;
     let _ = writeln!(out, "\n$ clockface-hub chains");
-    crate::hub::cli::chains(&hub_db, false, out)?;
+    crate::hub::cli::chains(&hub_db.as_path().into(), false, out)?;
     drop(hub);
     Ok(summary)
 }

@@ -14,9 +14,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::hub::sql::{Conn, Lock, OptionalExt, SqlError, params};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -31,7 +31,7 @@ use crate::store::keys::{self, KEY_LEN};
 /// Templates one kiosk may keep on the hub for one person.
 pub const MAX_TEMPLATES: usize = 10;
 
-/// Where the template key of the database at `db` lives.
+/// Where the template key of the SQLite database at `db` lives by default.
 pub fn key_path(db: &Path) -> PathBuf {
     let stem = db
         .file_stem()
@@ -54,15 +54,15 @@ pub(super) struct TemplateKey {
     id: String,
 }
 
-/// The template key: read, or made on first use. A rotation that stopped between its commit
-/// and the key file's rename is finished here.
-pub(super) fn load_key(db: &Path, conn: &Connection) -> Result<TemplateKey> {
-    let path = key_path(db);
+/// The template key at `path`: read, or made on first use. A rotation that stopped between its
+/// commit and the key file's rename is finished here.
+pub(super) fn load_key(path: &Path, conn: &Conn) -> Result<TemplateKey> {
+    let path = path.to_path_buf();
     let new = path.with_extension("key.new");
     let in_use: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = 'template_key_id'",
-            [],
+            params![],
             |r| r.get(0),
         )
         .optional()?;
@@ -79,7 +79,9 @@ pub(super) fn load_key(db: &Path, conn: &Connection) -> Result<TemplateKey> {
         keys::read_key_file(&path)?
     } else {
         let sealed: i64 =
-            conn.query_row("SELECT count(*) FROM sealed_templates", [], |r| r.get(0))?;
+            conn.query_row("SELECT count(*) FROM sealed_templates", params![], |r| {
+                r.get(0)
+            })?;
         if sealed > 0 {
             return Err(Error::KeyFile {
                 path,
@@ -105,7 +107,7 @@ pub(super) fn load_key(db: &Path, conn: &Connection) -> Result<TemplateKey> {
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('template_key_id', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = ?1",
-                [&id],
+                params![&id],
             )?;
         }
     }
@@ -115,28 +117,28 @@ pub(super) fn load_key(db: &Path, conn: &Connection) -> Result<TemplateKey> {
 /// Databases from before templates were sealed: each plain embedding is sealed into
 /// `sealed_templates`, and the plain table is emptied (secure_delete overwrites the bytes)
 /// and dropped, in one transaction.
-pub(super) fn migrate_plain(conn: &mut Connection, key: &[u8; KEY_LEN]) -> rusqlite::Result<u64> {
-    let has: bool = conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'templates'")?
-        .exists([])?;
+pub(super) fn migrate_plain(conn: &Conn, key: &[u8; KEY_LEN]) -> Result<u64, SqlError> {
+    let has = conn.exists(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'templates'",
+        params![],
+    )?;
     if !has {
         return Ok(0);
     }
-    let tx = conn.transaction()?;
-    let rows: Vec<(String, String, Vec<u8>)> = {
-        let mut s =
-            tx.prepare("SELECT employee_id, model, embedding FROM templates ORDER BY id")?;
-        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<rusqlite::Result<_>>()?
-    };
+    let tx = conn.begin(Lock::Write)?;
+    let rows: Vec<(String, String, Vec<u8>)> = tx.query_map(
+        "SELECT employee_id, model, embedding FROM templates ORDER BY id",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     for (emp, model, raw) in &rows {
         tx.execute(
             "INSERT INTO sealed_templates (employee_id, model, sealed, origin_device) VALUES (?1, ?2, ?3, NULL)",
             params![emp, model, keys::seal(key, raw, &aad(emp, model))],
         )?;
     }
-    tx.execute("DELETE FROM templates", [])?;
-    tx.execute("DROP TABLE templates", [])?;
+    tx.execute("DELETE FROM templates", params![])?;
+    tx.execute("DROP TABLE templates", params![])?;
     tx.commit()?;
     conn.execute_batch("VACUUM")?;
     Ok(rows.len() as u64)
@@ -144,13 +146,13 @@ pub(super) fn migrate_plain(conn: &mut Connection, key: &[u8; KEY_LEN]) -> rusql
 
 /// Stores one template sealed (the caller checked the embedding).
 pub(super) fn insert_template(
-    tx: &Transaction<'_>,
+    tx: &Conn,
     key: &[u8; KEY_LEN],
     employee: &str,
     model: &str,
     raw: &[u8],
     origin: Option<&Uuid>,
-) -> rusqlite::Result<()> {
+) -> Result<(), SqlError> {
     tx.execute(
         "INSERT INTO sealed_templates (employee_id, model, sealed, origin_device) VALUES (?1, ?2, ?3, ?4)",
         params![
@@ -171,12 +173,12 @@ impl HubDb {
             .conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'template_key_id'",
-                [],
+                params![],
                 |r| r.get(0),
             )
             .optional()?;
         if used.as_deref() != Some(self.template_key.borrow().id.as_str()) {
-            let k = load_key(&self.path, &self.conn).map_err(ApiFailure::internal)?;
+            let k = load_key(&self.key_file, &self.conn).map_err(ApiFailure::internal)?;
             *self.template_key.borrow_mut() = k;
         }
         Ok(self.template_key.borrow().key.clone())
@@ -190,20 +192,20 @@ impl HubDb {
         employee: &str,
         device: &Uuid,
     ) -> std::result::Result<Vec<RosterTemplate>, ApiFailure> {
-        let mut s = self.conn.prepare_cached(
+        let rows = self.conn.query_map(
             "SELECT id, model, sealed FROM sealed_templates
               WHERE employee_id = ?1 AND (origin_device IS NULL OR origin_device <> ?2) ORDER BY id",
-        )?;
-        let rows = s.query_map(params![employee, device.to_string()], |r| {
+            params![employee, device.to_string()],
+            |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<Vec<u8>>(2)?,
             ))
-        })?;
+        },
+        )?;
         let mut out = Vec::new();
-        for row in rows {
-            let (id, model, sealed) = row?;
+        for (id, model, sealed) in rows {
             let plain = keys::open(
                 key,
                 &sealed,
@@ -275,7 +277,7 @@ impl HubDb {
             .conn
             .query_row(
                 "SELECT deleted, sites FROM employees WHERE id = ?1",
-                [&u.employee_id],
+                params![&u.employee_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
@@ -315,9 +317,7 @@ impl HubDb {
             raws.push(Zeroizing::new(B64.decode(&t.embedding).expect("checked")));
         }
         let key = self.key()?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin(Lock::Write)?;
         let stored = match row {
             // Unknown, deleted, or not of this kiosk's site: nothing to keep here, and no
             // other kiosk may learn of them from this one.
@@ -331,7 +331,7 @@ impl HubDb {
                     )?,
                     None => tx.execute(
                         "UPDATE employees SET consent_given = 0, consent_scope = 'device' WHERE id = ?1",
-                        [&u.employee_id],
+                        params![&u.employee_id],
                     )?,
                 };
                 if keep {
@@ -345,7 +345,7 @@ impl HubDb {
                 } else {
                     tx.execute(
                         "DELETE FROM sealed_templates WHERE employee_id = ?1",
-                        [&u.employee_id],
+                        params![&u.employee_id],
                     )?;
                 }
                 raws.len() as u64
@@ -371,17 +371,16 @@ impl HubDb {
             what: "template key".into(),
             reason: e.message,
         })?;
-        let path = key_path(&self.path);
+        let path = self.key_file.clone();
         let new_path = path.with_extension("key.new");
         let _ = fs::remove_file(&new_path);
         let new = keys::create_key_file(&new_path)?;
-        let tx = self.conn.transaction()?;
-        let rows: Vec<(i64, String, String, Vec<u8>)> = {
-            let mut s =
-                tx.prepare("SELECT id, employee_id, model, sealed FROM sealed_templates")?;
-            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect::<rusqlite::Result<_>>()?
-        };
+        let tx = self.conn.begin(Lock::Write)?;
+        let rows: Vec<(i64, String, String, Vec<u8>)> = tx.query_map(
+            "SELECT id, employee_id, model, sealed FROM sealed_templates",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
         for (id, emp, model, sealed) in &rows {
             let plain = keys::open(
                 &old,
@@ -396,7 +395,7 @@ impl HubDb {
         }
         tx.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'template_key_id'",
-            [key_id(&new)],
+            params![key_id(&new)],
         )?;
         tx.commit()?;
         fs::rename(&new_path, &path).map_err(|e| Error::io(&path, e))?;

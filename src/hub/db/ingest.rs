@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::hub::sql::{Conn, Lock, OptionalExt, SqlError, params};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rusqlite::{OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
 use crate::base::protocol::{
@@ -148,9 +148,7 @@ impl HubDb {
         verified.sort_by_key(|(_, d)| d.seq);
 
         let dev = device.id.to_string();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin(Lock::Device(&dev))?;
         for (bytes, d) in &verified {
             let hash = entry_hash(bytes);
             let ack = store_entry(&tx, &dev, chain, bytes, d, &hash, now_ms)?;
@@ -230,9 +228,12 @@ impl HubDb {
     }
 }
 
+/// A stored entry's hash and previous hash.
+type HashLink = (Vec<u8>, Vec<u8>);
+
 /// Stores one verified entry unless it contradicts what is stored; returns its ack.
 fn store_entry(
-    tx: &Transaction<'_>,
+    tx: &Conn,
     dev: &str,
     chain: Chain,
     bytes: &[u8],
@@ -248,7 +249,7 @@ fn store_entry(
     };
     let conflict = |kind: &str, detail: &str| -> Result<Ack, ApiFailure> {
         tx.execute(
-            "INSERT OR IGNORE INTO conflicts (device_id, chain, seq, kind, detail, hash, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO conflicts (device_id, chain, seq, kind, detail, hash, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
             params![dev, chain.as_str(), d.seq as i64, kind, detail, hash.to_vec(), now_ms],
         )?;
         tracing::warn!(
@@ -260,7 +261,7 @@ fn store_entry(
         );
         Ok(ack(AckStatus::Rejected, &format!("{kind}: {detail}")))
     };
-    let stored_hash = |seq: u64| -> rusqlite::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let stored_hash = |seq: u64| -> Result<Option<HashLink>, SqlError> {
         tx.query_row(
             "SELECT hash, prev_hash FROM entries WHERE device_id = ?1 AND chain = ?2 AND seq = ?3",
             params![dev, chain.as_str(), seq as i64],
@@ -296,8 +297,8 @@ fn store_entry(
         return conflict("link", "the stored entry seq+1 does not link to this entry");
     }
     let inserted = tx.execute(
-        "INSERT OR IGNORE INTO entries (device_id, chain, seq, uuid, hash, prev_hash, bytes, wall_ms, employee_id, received_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO entries (device_id, chain, seq, uuid, hash, prev_hash, bytes, wall_ms, employee_id, received_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
         params![
             dev,
             chain.as_str(),
@@ -318,7 +319,7 @@ fn store_entry(
 }
 
 /// Moves a chain's head over every newly contiguous entry.
-fn advance_head(tx: &Transaction<'_>, dev: &str, chain: Chain) -> Result<ChainHead, ApiFailure> {
+fn advance_head(tx: &Conn, dev: &str, chain: Chain) -> Result<ChainHead, ApiFailure> {
     let (mut seq, mut hash): (i64, Vec<u8>) = tx
         .query_row(
             "SELECT seq, hash FROM heads WHERE device_id = ?1 AND chain = ?2",
@@ -327,15 +328,12 @@ fn advance_head(tx: &Transaction<'_>, dev: &str, chain: Chain) -> Result<ChainHe
         )
         .optional()?
         .unwrap_or((0, vec![0u8; 32]));
-    let mut next = tx.prepare_cached(
-        "SELECT seq, hash FROM entries WHERE device_id = ?1 AND chain = ?2 AND seq > ?3 ORDER BY seq LIMIT 1000",
-    )?;
     'outer: loop {
-        let rows: Vec<(i64, Vec<u8>)> = next
-            .query_map(params![dev, chain.as_str(), seq], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        let rows: Vec<(i64, Vec<u8>)> = tx.query_map(
+            "SELECT seq, hash FROM entries WHERE device_id = ?1 AND chain = ?2 AND seq > ?3 ORDER BY seq LIMIT 1000",
+            params![dev, chain.as_str(), seq],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         if rows.is_empty() {
             break;
         }
@@ -347,7 +345,6 @@ fn advance_head(tx: &Transaction<'_>, dev: &str, chain: Chain) -> Result<ChainHe
             hash = h;
         }
     }
-    drop(next);
     tx.execute(
         "INSERT INTO heads (device_id, chain, seq, hash) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (device_id, chain) DO UPDATE SET seq = ?3, hash = ?4",

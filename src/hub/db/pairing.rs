@@ -1,9 +1,9 @@
 //! Pairing: one-time codes an admin hands out, the pairing that turns a code into a device
 //! and its token, and finding the device a request's token names.
 
+use crate::hub::sql::{Conn, Lock, OptionalExt, SqlError, params};
 use ed25519_dalek::VerifyingKey;
 use rand::RngCore;
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -124,14 +124,12 @@ impl HubDb {
         } else {
             req.data_region.clone()
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin(Lock::Write)?;
         let code_hash = sha256(normalise_code(&req.code).as_bytes());
         let row: Option<(String, i64, Option<String>)> = tx
             .query_row(
                 "SELECT site, expires_ms, used_by FROM pairing_codes WHERE code_sha256 = ?1",
-                [&code_hash],
+                params![&code_hash],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
@@ -154,14 +152,14 @@ impl HubDb {
         let existing: Option<Vec<u8>> = tx
             .query_row(
                 "SELECT public_key FROM devices WHERE id = ?1",
-                [req.device_id.to_string()],
+                params![req.device_id.to_string()],
                 |r| r.get(0),
             )
             .optional()?;
         let unpaired: bool = tx
             .query_row(
                 "SELECT 1 FROM unpaired WHERE device_id = ?1",
-                [req.device_id.to_string()],
+                params![req.device_id.to_string()],
                 |_| Ok(true),
             )
             .optional()?
@@ -218,7 +216,7 @@ impl HubDb {
         )?;
         tx.execute(
             "DELETE FROM unpaired WHERE device_id = ?1",
-            [req.device_id.to_string()],
+            params![req.device_id.to_string()],
         )?;
         let detail =
             serde_json::json!({ "site": site, "proof": proven, "data_region": region }).to_string();
@@ -240,9 +238,7 @@ impl HubDb {
     /// token stops working at once and its id may pair again with a new key. What it already
     /// uploaded stays. Audited. False when no such device is paired.
     pub fn unpair(&mut self, device_id: &Uuid, now_ms: i64) -> crate::base::error::Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin(Lock::Write)?;
         let mut dead = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut dead);
         let n = tx.execute(
@@ -264,20 +260,18 @@ impl HubDb {
 
     /// The hub's own audit log (pairing, re-pairing, unpairing), newest first.
     pub fn hub_audit(&self, limit: usize) -> crate::base::error::Result<Vec<HubAudit>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.conn.query_map(
             "SELECT at_ms, action, device_id, detail FROM hub_audit ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = stmt
-            .query_map([limit as i64], |r| {
+            params![limit as i64],
+            |r| {
                 Ok(HubAudit {
                     at_ms: r.get(0)?,
                     action: r.get(1)?,
                     device_id: r.get(2)?,
                     detail: r.get(3)?,
                 })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(rows)
+            },
+        )?)
     }
 
     /// The device a bearer token belongs to.
@@ -286,7 +280,7 @@ impl HubDb {
             .conn
             .query_row(
                 "SELECT id, public_key, site FROM devices WHERE token_sha256 = ?1",
-                [sha256(token.as_bytes())],
+                params![sha256(token.as_bytes())],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
@@ -307,10 +301,10 @@ impl HubDb {
 
     /// Every paired device, by site and name.
     pub fn devices(&self) -> crate::base::error::Result<Vec<DeviceInfo>> {
-        let mut s = self.conn.prepare(
+        Ok(self.conn.query_map(
             "SELECT id, name, site, data_region, paired_ms, last_seen_ms FROM devices ORDER BY site, name, id",
-        )?;
-        let rows = s.query_map([], |r| {
+            params![],
+            |r| {
             Ok(DeviceInfo {
                 id: r.get(0)?,
                 name: r.get(1)?,
@@ -319,8 +313,8 @@ impl HubDb {
                 paired_ms: r.get(4)?,
                 last_seen_ms: r.get(5)?,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        },
+        )?)
     }
 
     /// Notes that a device was seen (any authenticated request).
@@ -348,12 +342,12 @@ pub struct HubAudit {
 
 /// Appends to the hub's audit log inside `tx`.
 fn audit(
-    tx: &Transaction<'_>,
+    tx: &Conn,
     now_ms: i64,
     action: &str,
     device_id: &str,
     detail: &str,
-) -> rusqlite::Result<()> {
+) -> Result<(), SqlError> {
     tx.execute(
         "INSERT INTO hub_audit (at_ms, action, device_id, detail) VALUES (?1, ?2, ?3, ?4)",
         params![now_ms, action, device_id, detail],

@@ -1,7 +1,7 @@
 //! Reports over what the hub holds: each device's chains (heads, gaps, conflicts), counts and
 //! clock skew. The timesheet is in `timesheet`.
 
-use rusqlite::{OptionalExtension, params};
+use crate::hub::sql::{OptionalExt, params};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -34,20 +34,18 @@ impl HubDb {
     /// Gaps, heads and conflicts of every device chain.
     pub fn chain_reports(&self) -> crate::base::error::Result<Vec<ChainReport>> {
         let mut out = Vec::new();
-        let mut devs = self
-            .conn
-            .prepare("SELECT id, name FROM devices ORDER BY id")?;
-        let devices: Vec<(String, String)> = devs
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+        let devices: Vec<(String, String)> =
+            self.conn
+                .query_map("SELECT id, name FROM devices ORDER BY id", params![], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
         for (id, name) in devices {
             for chain in [Chain::Checkins, Chain::Audit] {
-                let mut stmt = self.conn.prepare(
+                let seqs: Vec<i64> = self.conn.query_map(
                     "SELECT seq FROM entries WHERE device_id = ?1 AND chain = ?2 ORDER BY seq",
+                    params![id, chain.as_str()],
+                    |r| r.get(0),
                 )?;
-                let seqs: Vec<i64> = stmt
-                    .query_map(params![id, chain.as_str()], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
                 let mut gaps = Vec::new();
                 let mut expect = 1u64;
                 for &s in &seqs {
@@ -66,19 +64,18 @@ impl HubDb {
                     )
                     .optional()?
                     .unwrap_or(0);
-                let mut cstmt = self.conn.prepare(
+                let conflicts = self.conn.query_map(
                     "SELECT seq, kind, detail FROM conflicts WHERE device_id = ?1 AND chain = ?2 ORDER BY seq, id",
-                )?;
-                let conflicts = cstmt
-                    .query_map(params![id, chain.as_str()], |r| {
+                    params![id, chain.as_str()],
+                    |r| {
                         Ok(format!(
                             "seq {}: {} ({})",
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?
+                            r.get::<i64>(0)?,
+                            r.get::<String>(1)?,
+                            r.get::<String>(2)?
                         ))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                    },
+                )?;
                 out.push(ChainReport {
                     device_id: id.clone(),
                     device_name: name.clone(),
@@ -99,8 +96,8 @@ impl HubDb {
     pub fn count(&self, chain: Chain) -> crate::base::error::Result<u64> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM entries WHERE chain = ?1",
-            [chain.as_str()],
-            |r| r.get::<_, i64>(0),
+            params![chain.as_str()],
+            |r| r.get::<i64>(0),
         )? as u64)
     }
 
@@ -110,7 +107,7 @@ impl HubDb {
             .conn
             .query_row(
                 "SELECT clock_skew_ms FROM devices WHERE id = ?1",
-                [device_id.to_string()],
+                params![device_id.to_string()],
                 |r| r.get(0),
             )
             .optional()?

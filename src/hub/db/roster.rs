@@ -4,9 +4,9 @@
 use crate::base::badge::BadgeId;
 use std::collections::BTreeMap;
 
+use crate::hub::sql::{Conn, Lock, OptionalExt, SqlError, params};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -38,7 +38,7 @@ impl HubDb {
             .conn
             .query_row(
                 "SELECT site FROM devices WHERE id = ?1",
-                [device.to_string()],
+                params![device.to_string()],
                 |r| r.get(0),
             )
             .optional()?
@@ -46,46 +46,41 @@ impl HubDb {
         let key = self.key()?;
         let mut employees = Vec::new();
         let mut deletions = Vec::new();
-        let mut stmt = self.conn.prepare(
+        let rows = self.conn.query_map(
             "SELECT id, display_name, active, is_admin, consent_given, consent_version, deleted, sites,
                     EXISTS (SELECT 1 FROM delivered WHERE device_id = ?1 AND employee_id = employees.id),
                     consent_scope, birth_year, is_minor
                FROM employees ORDER BY id",
-        )?;
-        let mut deliver = self
-            .conn
-            .prepare("INSERT OR IGNORE INTO delivered (device_id, employee_id) VALUES (?1, ?2)")?;
-        let mut badges_q = self
-            .conn
-            .prepare("SELECT badge_id FROM badges WHERE employee_id = ?1 ORDER BY badge_id")?;
-        let rows = stmt.query_map([device.to_string()], |r| {
+            params![device.to_string()],
+            |r| {
             Ok((
                 (
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, bool>(2)?,
-                    r.get::<_, bool>(3)?,
+                    r.get::<String>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<bool>(2)?,
+                    r.get::<bool>(3)?,
                 ),
-                (r.get::<_, Option<bool>>(4)?, r.get::<_, Option<String>>(5)?),
+                (r.get::<Option<bool>>(4)?, r.get::<Option<String>>(5)?),
                 (
-                    r.get::<_, bool>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, bool>(8)?,
+                    r.get::<bool>(6)?,
+                    r.get::<String>(7)?,
+                    r.get::<bool>(8)?,
                 ),
                 (
-                    r.get::<_, String>(9)?,
-                    r.get::<_, Option<u16>>(10)?,
-                    r.get::<_, Option<bool>>(11)?,
+                    r.get::<String>(9)?,
+                    r.get::<Option<u16>>(10)?,
+                    r.get::<Option<bool>>(11)?,
                 ),
             ))
-        })?;
+        },
+        )?;
         for row in rows {
             let (
                 (id, display_name, active, is_admin),
                 (given, version_text),
                 (deleted, sites, held),
                 (scope, birth_year, is_minor),
-            ) = row?;
+            ) = row;
             let scope = ConsentScope::parse(&scope).unwrap_or_default();
             let here = sites.is_empty() || sites.split('\n').any(|s| s == site);
             if deleted || !here {
@@ -96,10 +91,15 @@ impl HubDb {
                 }
                 continue;
             }
-            deliver.execute(params![device.to_string(), id])?;
-            let badges = badges_q
-                .query_map([&id], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            self.conn.execute(
+                "INSERT INTO delivered (device_id, employee_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![device.to_string(), id],
+            )?;
+            let badges = self.conn.query_map(
+                "SELECT badge_id FROM badges WHERE employee_id = ?1 ORDER BY badge_id",
+                params![&id],
+                |r| r.get::<String>(0),
+            )?;
             let consent = given.map(|given| RosterConsent {
                 given,
                 text_version: version_text.unwrap_or_default(),
@@ -201,17 +201,15 @@ impl HubDb {
         let key = self
             .key()
             .map_err(|e| crate::base::error::Error::invalid("template key", e.message))?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin(Lock::Write)?;
         let mut report = ImportReport::default();
         if replace {
             let ids: Vec<&str> = list.iter().map(|e| e.id.as_str()).collect();
-            let mut stmt = tx.prepare("SELECT id FROM employees WHERE deleted = 0")?;
-            let existing: Vec<String> = stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            drop(stmt);
+            let existing: Vec<String> = tx.query_map(
+                "SELECT id FROM employees WHERE deleted = 0",
+                params![],
+                |r| r.get(0),
+            )?;
             for id in existing.iter().filter(|id| !ids.contains(&id.as_str())) {
                 tombstone(&tx, id)?;
                 report.deleted += 1;
@@ -223,9 +221,9 @@ impl HubDb {
                 "INSERT INTO employees (id, display_name, active, is_admin, consent_given, consent_version, deleted, sites, birth_year, is_minor, consent_scope)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, coalesce(?10, 'device'))
                  ON CONFLICT (id) DO UPDATE SET display_name = ?2, active = ?3, is_admin = ?4,
-                   consent_given = CASE WHEN ?11 THEN ?5 ELSE consent_given END,
-                   consent_version = CASE WHEN ?11 THEN ?6 ELSE consent_version END,
-                   consent_scope = coalesce(?10, consent_scope),
+                   consent_given = CASE WHEN ?11 THEN ?5 ELSE employees.consent_given END,
+                   consent_version = CASE WHEN ?11 THEN ?6 ELSE employees.consent_version END,
+                   consent_scope = coalesce(?10, employees.consent_scope),
                    deleted = 0, sites = ?7, birth_year = ?8, is_minor = ?9",
                 params![
                     e.id,
@@ -241,7 +239,7 @@ impl HubDb {
                     e.consent.is_some(),
                 ],
             )?;
-            tx.execute("DELETE FROM badges WHERE employee_id = ?1", [&e.id])?;
+            tx.execute("DELETE FROM badges WHERE employee_id = ?1", params![&e.id])?;
             for b in badges {
                 tx.execute(
                     "INSERT INTO badges (badge_id, employee_id) VALUES (?1, ?2)
@@ -256,12 +254,12 @@ impl HubDb {
             if narrowed {
                 tx.execute(
                     "DELETE FROM sealed_templates WHERE employee_id = ?1",
-                    [&e.id],
+                    params![&e.id],
                 )?;
             } else if !e.templates.is_empty() {
                 tx.execute(
                     "DELETE FROM sealed_templates WHERE employee_id = ?1 AND origin_device IS NULL",
-                    [&e.id],
+                    params![&e.id],
                 )?;
                 for t in &e.templates {
                     let raw = zeroize::Zeroizing::new(
@@ -281,10 +279,10 @@ impl HubDb {
 
     /// Deletes one employee from the roster (a tombstone tells kiosks to wipe them).
     pub fn delete_employee(&mut self, id: &str) -> crate::base::error::Result<bool> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.begin(Lock::Write)?;
         let n: i64 = tx.query_row(
             "SELECT count(*) FROM employees WHERE id = ?1 AND deleted = 0",
-            [id],
+            params![id],
             |r| r.get(0),
         )?;
         if n == 0 {
@@ -310,7 +308,7 @@ impl HubDb {
             self.conn
                 .query_row(
                     "SELECT policy FROM site_policies WHERE site = ?1",
-                    [site],
+                    params![site],
                     |r| r.get(0),
                 )
                 .optional()?
@@ -319,9 +317,11 @@ impl HubDb {
             Some(j) => Some(j),
             None => self
                 .conn
-                .query_row("SELECT value FROM meta WHERE key = 'policy'", [], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'policy'",
+                    params![],
+                    |r| r.get(0),
+                )
                 .optional()?,
         };
         let Some(json) = json else { return Ok(None) };
@@ -366,7 +366,7 @@ impl HubDb {
         if let Some(p) = problems.first() {
             return Err(crate::base::error::Error::invalid("policy", p.to_string()));
         }
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.begin(Lock::Write)?;
         let v = bump(&tx, "policy_version")?;
         // The version kiosks write into records is the hub's, so it only ever grows.
         let mut policy = policy.clone();
@@ -381,7 +381,7 @@ impl HubDb {
             None => tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('policy', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = ?1",
-                [json],
+                params![json],
             )?,
         };
         tx.commit()?;
@@ -410,23 +410,26 @@ pub(super) fn decode_embedding(b64: &str) -> Result<Vec<f32>, String> {
     Ok(v)
 }
 
-fn tombstone(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM sealed_templates WHERE employee_id = ?1", [id])?;
-    tx.execute("DELETE FROM badges WHERE employee_id = ?1", [id])?;
+fn tombstone(tx: &Conn, id: &str) -> Result<(), SqlError> {
+    tx.execute(
+        "DELETE FROM sealed_templates WHERE employee_id = ?1",
+        params![id],
+    )?;
+    tx.execute("DELETE FROM badges WHERE employee_id = ?1", params![id])?;
     tx.execute(
         "UPDATE employees SET deleted = 1, active = 0, consent_given = NULL, consent_version = NULL,
                 consent_scope = 'device', birth_year = NULL, is_minor = NULL WHERE id = ?1",
-        [id],
+        params![id],
     )?;
     Ok(())
 }
 
-pub(super) fn bump(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<i64> {
+pub(super) fn bump(tx: &Conn, key: &str) -> Result<i64, SqlError> {
     tx.query_row(
         "INSERT INTO meta (key, value) VALUES (?1, '1')
-         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)
          RETURNING CAST(value AS INTEGER)",
-        [key],
+        params![key],
         |r| r.get(0),
     )
 }

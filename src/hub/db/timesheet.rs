@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
+use crate::hub::sql::params;
 
 use super::HubDb;
 use crate::base::error::{Error, Result};
@@ -95,22 +95,30 @@ impl HubDb {
         until_ms: i64,
         opts: &TimesheetOptions,
     ) -> Result<Vec<Punched>> {
-        let mut stmt = self.conn.prepare(
+        let rows = self.conn.query_map(
             "SELECT e.bytes, d.name, d.site, coalesce(emp.display_name, ''), d.data_region
              FROM entries e JOIN devices d ON d.id = e.device_id
              LEFT JOIN employees emp ON emp.id = e.employee_id
              WHERE e.chain = 'checkins' AND e.wall_ms >= ?1 AND e.wall_ms < ?2
              ORDER BY e.wall_ms, e.device_id, e.seq",
+            params![from_ms, until_ms],
+            |r| {
+                Ok((
+                    r.get::<Vec<u8>>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<String>(2)?,
+                    r.get::<String>(3)?,
+                    r.get::<String>(4)?,
+                ))
+            },
         )?;
-        let mut rows = stmt.query(params![from_ms, until_ms])?;
         let mut out = Vec::new();
         let mut zones: BTreeMap<String, (SiteZone, u32)> = BTreeMap::new();
-        while let Some(row) = rows.next()? {
-            let rec = Record::decode(&row.get::<_, Vec<u8>>(0)?)?;
+        for (bytes, device, site, display, region) in rows {
+            let rec = Record::decode(&bytes)?;
             if rec.outcome != Outcome::Accepted {
                 continue;
             }
-            let site: String = row.get(2)?;
             if !zones.contains_key(&site) {
                 let st = opts.sites.get(&site).cloned().unwrap_or_default();
                 let z = st.zone()?;
@@ -121,14 +129,14 @@ impl HubDb {
             let work_date = zone.local(shifted).format("%Y-%m-%d").to_string();
             out.push(Punched {
                 employee: rec.employee_id.clone(),
-                display: row.get(3)?,
+                display,
                 wall_ms: rec.wall_ms,
                 punch: rec.punch,
                 method: rec.method.as_str(),
-                device: row.get(1)?,
+                device,
                 site,
                 uuid: rec.uuid.to_string(),
-                region: row.get(4)?,
+                region,
                 zone,
                 work_date,
             });

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod net;
+pub mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -147,4 +148,13 @@ pub fn raw_files(dir: &Path) -> Vec<u8> {
         all.extend(wal);
     }
     all
+}
+
+/// A loopback port free right now (for a server that must be told its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -8,18 +8,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clockface::hub::{LocalHub, db::HubDb};
+use clockface::hub::LocalHub;
+use clockface::hub::db::{DbSpec, HubDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The hub serving on 127.0.0.1 in a thread of its own until dropped, with its own database.
+/// The hub serving on 127.0.0.1 in a thread of its own until dropped, with its own database
+/// (SQLite, or PostgreSQL when the run asks for it: see `common::pg`).
 pub struct TestHub {
     /// Base URL (http, or https://localhost).
     pub url: String,
     /// Bound address.
     pub addr: SocketAddr,
-    /// Its database file.
+    /// Its database file (on SQLite).
     pub db: PathBuf,
+    /// Its database, on either engine.
+    pub spec: DbSpec,
     // Declared before the temp dir so the server stops before its files go.
     _hub: LocalHub,
     _dir: tempfile::TempDir,
@@ -28,22 +32,33 @@ pub struct TestHub {
 impl TestHub {
     /// A plain-http hub (loopback is the one place the kiosk accepts http).
     pub fn start() -> TestHub {
-        Self::start_with(None)
+        Self::start_with(None, super::pg::enabled())
+    }
+
+    /// A plain-http hub on SQLite whatever the run's engine (for tests that read its file).
+    pub fn start_sqlite() -> TestHub {
+        Self::start_with(None, false)
     }
 
     /// A hub serving TLS with this PEM certificate and key.
     pub fn start_tls(cert: &Path, key: &Path) -> TestHub {
-        Self::start_with(Some((cert, key)))
+        Self::start_with(Some((cert, key)), super::pg::enabled())
     }
 
-    fn start_with(tls: Option<(&Path, &Path)>) -> TestHub {
+    fn start_with(tls: Option<(&Path, &Path)>, postgres: bool) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hub.db");
-        let hub = LocalHub::start_with(&db, tls).unwrap();
+        let spec = if postgres {
+            super::pg::hub_spec(dir.path())
+        } else {
+            DbSpec::from(db.as_path())
+        };
+        let hub = LocalHub::start_spec(&spec, tls, &Default::default()).unwrap();
         TestHub {
             url: hub.url.clone(),
             addr: hub.addr,
             db,
+            spec,
             _hub: hub,
             _dir: dir,
         }
@@ -51,7 +66,7 @@ impl TestHub {
 
     /// A second connection to the hub's database, for setup and assertions.
     pub fn db(&self) -> HubDb {
-        HubDb::open(&self.db).unwrap()
+        HubDb::open_spec(&self.spec, &Default::default()).unwrap()
     }
 
     /// A fresh one-time pairing code for site "HQ".
