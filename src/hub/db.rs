@@ -55,11 +55,13 @@ impl From<SqlError> for ApiFailure {
     fn from(e: SqlError) -> Self {
         if e.is_unavailable() {
             // The kiosk keeps its queue and retries; nothing is lost.
-            tracing::warn!(error = %e, "hub database unavailable");
+            tracing::error!(error = %e, "hub database unavailable");
             return ApiFailure {
                 status: 503,
                 code: "database_unavailable",
-                message: "the hub's database is unavailable; retry later".into(),
+                message: "the hub's database is unavailable (down, unreachable or out of space); \
+                          nothing was stored, retry later"
+                    .into(),
             };
         }
         ApiFailure::internal(e)
@@ -230,8 +232,11 @@ impl HubDb {
                         "a PostgreSQL database needs the template key file named (the same file on every replica)",
                     ));
                 };
-                let conn = Conn::connect_pg(url).map_err(|e| fail(e.to_string()))?;
-                migrate::postgres(&conn).map_err(|e| fail(format!("cannot migrate: {e}")))?;
+                let conn = Conn::connect_pg(url)?;
+                migrate::postgres(&conn).map_err(|e| match e {
+                    SqlError::Pg { why, .. } => fail(format!("cannot migrate: {why}")),
+                    other => fail(format!("cannot migrate: {other}")),
+                })?;
                 (conn, key_file.to_path_buf())
             }
         };

@@ -104,6 +104,11 @@ impl IntoResponse for ApiFailure {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Kiosks back off this long before the next attempt.
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("15"));
+        }
         r
     }
 }

@@ -17,6 +17,7 @@ mod crash;
 mod enroll;
 mod hr;
 mod hub_api;
+mod hub_pg;
 mod kiosk;
 mod layers;
 mod machine;

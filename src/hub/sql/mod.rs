@@ -35,7 +35,8 @@ pub enum SqlError {
         at: String,
         /// What the driver or the server said.
         why: String,
-        /// The connection is gone (server down or unreachable): a retry later may work.
+        /// The connection is gone (server down or unreachable), or the server is out of
+        /// disk or memory: a retry later may work.
         unavailable: bool,
     },
     /// A column did not hold what the code expected.
@@ -55,7 +56,11 @@ impl SqlError {
             SqlError::Pg { unavailable, .. } => *unavailable,
             SqlError::Sqlite(e) => matches!(
                 e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                Some(
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::DiskFull
+                )
             ),
             _ => false,
         }

@@ -158,9 +158,17 @@ impl PgConn {
     }
 
     fn fail(&self, e: postgres::Error) -> SqlError {
+        // Class 53: insufficient resources (disk full, out of memory, too many connections);
+        // 57P: the server is shutting down or restarting.
+        let resources = e.code().is_some_and(|c| {
+            let c = c.code();
+            c.starts_with("53") || c.starts_with("57P")
+        });
         SqlError::Pg {
             at: self.at.clone(),
-            unavailable: e.is_closed() || self.client.as_ref().is_none_or(|c| c.is_closed()),
+            unavailable: resources
+                || e.is_closed()
+                || self.client.as_ref().is_none_or(|c| c.is_closed()),
             why: pg_reason(&e),
         }
     }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: temporary stores, config files and the binary.
 #![allow(dead_code)]
 
+pub mod hubbin;
 pub mod net;
 pub mod pg;
 
