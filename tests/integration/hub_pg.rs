@@ -304,6 +304,21 @@ fn a_wrong_database_url_or_missing_key_is_named() {
     assert!(err.contains("--template-key"), "{err}");
 }
 
+/// `clockface-hub serve` on `db` and a kiosk in `dir` paired with it.
+fn paired_kiosk(db: &DbSpec, dir: &Path) -> (Served, Store, Config) {
+    let hubp = serve(db);
+    let mut store = common::open(&dir.join("kiosk")).0;
+    let cfg = config(&hubp.url);
+    block(clockface::sync::pair(
+        &mut store,
+        &cfg,
+        &hubp.url,
+        &code(db),
+    ))
+    .unwrap();
+    (hubp, store, cfg)
+}
+
 #[test]
 fn postgresql_stopped_mid_run_loses_nothing_and_the_hub_reconnects() {
     let dir = tempfile::tempdir().unwrap();
@@ -312,16 +327,7 @@ fn postgresql_stopped_mid_run_loses_nothing_and_the_hub_reconnects() {
         location: clockface::hub::sql::DbLocation::Postgres(server.new_database()),
         template_key: Some(dir.path().join("hub.templates.key")),
     };
-    let hubp = serve(&db);
-    let mut store = common::open(&dir.path().join("kiosk")).0;
-    let cfg = config(&hubp.url);
-    block(clockface::sync::pair(
-        &mut store,
-        &cfg,
-        &hubp.url,
-        &code(&db),
-    ))
-    .unwrap();
+    let (hubp, mut store, cfg) = paired_kiosk(&db, dir.path());
     append(&mut store, 120, 0);
     let round = |store: &mut Store| {
         let s = Syncer::for_store(store, &cfg).unwrap().unwrap();
@@ -361,33 +367,16 @@ fn a_full_postgresql_disk_is_named_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small");
     std::fs::create_dir(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=1m,uid=postgres,gid=postgres,mode=0700",
-            "tmpfs",
-        ])
-        .arg(&small)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED the full-disk case: mounting a small tmpfs needs root");
+    let Some(_disk) =
+        common::SmallDisk::mount(&small, "size=1m,uid=postgres,gid=postgres,mode=0700")
+    else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
+    };
     // The tmpfs sits inside a root-only temporary directory: let the server reach it.
     let _ = std::process::Command::new("chmod")
         .arg("755")
         .arg(dir.path())
         .status();
-    let _unmount = Unmount(small.clone());
     let server = common::pg::shared();
     let url = server.new_database();
     let db = DbSpec {
@@ -402,16 +391,7 @@ fn a_full_postgresql_disk_is_named_and_nothing_is_lost() {
         &format!("CREATE TABLESPACE {ts} LOCATION '{}'", small.display()),
     );
     common::pg::raw_sql(&db, &format!("ALTER TABLE entries SET TABLESPACE {ts}"));
-    let hubp = serve(&db);
-    let mut store = common::open(&dir.path().join("kiosk")).0;
-    let cfg = config(&hubp.url);
-    block(clockface::sync::pair(
-        &mut store,
-        &cfg,
-        &hubp.url,
-        &code(&db),
-    ))
-    .unwrap();
+    let (hubp, mut store, cfg) = paired_kiosk(&db, dir.path());
     append(&mut store, 3000, 0);
     let mut err = None;
     for _ in 0..100 {

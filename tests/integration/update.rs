@@ -522,20 +522,14 @@ fn bad_servers_tokens_and_disks_are_named_and_leave_the_slot_alone() {
     let gb = GooseBit::start(&d.join("goosebit").tap_mkdir());
     let id = gb.upload(&b.make("3.0.0", "clockface-rpi-arm64", "pki"));
     let small = d.join("small").tap_mkdir();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&small)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED the full-disk case: mounting a small tmpfs needs root");
+    let Some(disk) = common::SmallDisk::mount(&small, "size=4m") else {
         return;
-    }
+    };
     let c = Client::new(&small, &gb.url, &b.ca, "");
     assert_eq!(c.once()["outcome"], "idle");
     gb.assign("kiosk-7", &id);
     let o = c.once();
-    let _ = Command::new("umount").arg(&small).status();
+    drop(disk);
     failed_with(&o, "the data partition is full");
     let dev = gb.device("kiosk-7");
     assert!(

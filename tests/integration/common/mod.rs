@@ -159,3 +159,28 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A small tmpfs mounted for a full-disk test; unmounted on drop.
+pub struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// Mounts a tmpfs with `options` (such as `size=4m`) on `dir`; `None` (the test is skipped,
+    /// and says so) where mounting needs a root this run does not have.
+    pub fn mount(dir: &Path, options: &str) -> Option<SmallDisk> {
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("SKIPPED the full-disk case: mounting a small tmpfs needs root");
+        }
+        mounted.then(|| SmallDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
