@@ -297,6 +297,27 @@ pub struct Heartbeat {
     /// Model file name → sha256, as loaded.
     #[serde(default)]
     pub models: std::collections::BTreeMap<String, String>,
+    /// Seconds between this kiosk's sync rounds (since 1.2): the hub calls it offline after
+    /// three missed heartbeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<u32>,
+    /// The kiosk's own view of its hardware and models (since 1.2), for the fleet view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<KioskStatus>,
+}
+
+/// What a kiosk says of its camera and face models in a heartbeat. Plain words, never a
+/// name, badge or image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KioskStatus {
+    /// "live", "starting" or "lost".
+    pub camera: String,
+    /// Face check-in works (models loaded and checked, camera live).
+    pub face_ok: bool,
+    /// What is wrong (a model that failed its checksum, a lost camera), empty when all is well.
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 /// Answer to a heartbeat.

@@ -96,8 +96,20 @@ enum Cmd {
         #[command(subcommand)]
         command: DeviceCmd,
     },
-    /// Paired kiosks: site, data region, last seen.
+    /// The fleet view: each paired kiosk's site, version, online or offline, queue, clock skew,
+    /// free disk, camera and models, last seen and latest alerts.
     Devices {
+        /// Only the kiosks of this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Security and health events, newest first: PIN lockouts, repeated liveness failures,
+    /// chain conflicts and gaps, model or camera problems, clock skew, low disk, kiosks offline
+    /// too long.
+    Alerts {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -177,7 +189,8 @@ fn main() -> ExitCode {
             tls_cert,
             tls_key,
         } => hub::cli::serve(&db, &cfg, &listen, tls_cert.zip(tls_key), out),
-        Cmd::Devices { json } => hub::cli::devices(&db, &cfg, json, out),
+        Cmd::Devices { site, json } => hub::cli::devices(&db, &cfg, site.as_deref(), json, out),
+        Cmd::Alerts { json } => hub::cli::alerts(&db, json, out),
         Cmd::Keys {
             command: KeysCmd::Rotate,
         } => hub::cli::keys_rotate(&db, out),

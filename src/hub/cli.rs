@@ -205,15 +205,16 @@ pub fn keys_rotate(db: &DbSpec, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// `devices`: each paired kiosk with its site, data region and when it was last seen.
+/// `devices`: the fleet view, each paired kiosk (of `site`) with its state and latest alerts.
 pub fn devices(
     db: &DbSpec,
     cfg: &super::db::HubConfig,
+    site: Option<&str>,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
     let h = HubDb::open_spec(db, cfg)?;
-    let list = h.devices()?;
+    let list = h.fleet(site, now_ms())?;
     if json {
         let _ = writeln!(
             out,
@@ -235,13 +236,29 @@ pub fn devices(
             &cfg.privacy.data_region
         }
     );
+    let dash = || "-".to_string();
     for d in &list {
+        let camera = d.status.as_ref().map_or_else(dash, |s| {
+            format!("{}{}", s.camera, if s.face_ok { "" } else { ", face off" })
+        });
         let _ = writeln!(
             out,
-            "{}  {:<24} site {:<20} region {:<10} last seen {}",
+            "{}  {:<24} site {:<16} {:<7} v{:<8} queue {:<6} skew {:<8} disk {:<9} camera {:<16} region {:<8} last seen {}",
             d.id,
             crate::base::text::for_terminal(&d.name),
             crate::base::text::for_terminal(&d.site),
+            d.state,
+            if d.version.is_empty() {
+                "?"
+            } else {
+                &d.version
+            },
+            d.queue_depth.map_or_else(dash, |q| q.to_string()),
+            d.clock_skew_ms
+                .map_or_else(dash, |s| format!("{} s", s / 1000)),
+            d.free_disk_bytes
+                .map_or_else(dash, |b| format!("{} MiB", b / (1024 * 1024))),
+            camera,
             if d.data_region.is_empty() {
                 "-"
             } else {
@@ -250,6 +267,46 @@ pub fn devices(
             d.last_seen_ms
                 .map(crate::store::export::rfc3339_ms)
                 .unwrap_or_else(|| "never".into())
+        );
+        for a in &d.latest_alerts {
+            let _ = writeln!(
+                out,
+                "    alert {} {}: {}",
+                crate::store::export::rfc3339_ms(a.at_ms),
+                a.kind,
+                a.detail
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `alerts`: every security and health event of the fleet, newest first.
+pub fn alerts(db: &DbSpec, json: bool, out: &mut dyn Write) -> Result<()> {
+    let h = HubDb::open_spec(db, &Default::default())?;
+    let list = h.alerts(now_ms())?;
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "alerts": list }))
+                .expect("serialisable")
+        );
+        return Ok(());
+    }
+    if list.is_empty() {
+        let _ = writeln!(out, "no alerts");
+    }
+    for a in &list {
+        let _ = writeln!(
+            out,
+            "{}  {:<26} {} ({}, site {}): {}",
+            crate::store::export::rfc3339_ms(a.at_ms),
+            a.kind,
+            a.device_id,
+            crate::base::text::for_terminal(&a.device_name),
+            crate::base::text::for_terminal(&a.site),
+            crate::base::text::for_terminal(&a.detail)
         );
     }
     Ok(())

@@ -9,6 +9,7 @@
 //! policy), `reports`.
 
 pub mod biometrics;
+pub mod fleet;
 pub(crate) mod ingest;
 mod migrate;
 pub mod pairing;

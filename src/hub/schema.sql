@@ -124,3 +124,24 @@ CREATE TABLE IF NOT EXISTS site_policies (
     site   TEXT PRIMARY KEY,
     policy TEXT NOT NULL
 ) STRICT;
+
+-- Security and health events of the fleet (see db/fleet.rs), each once: `dedupe` tells a
+-- repeat of one event (a retried upload, the same heartbeat) from a new one.
+CREATE TABLE IF NOT EXISTS alerts (
+    id        INTEGER PRIMARY KEY,
+    device_id TEXT    NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    kind      TEXT    NOT NULL,
+    detail    TEXT    NOT NULL,
+    dedupe    TEXT    NOT NULL,
+    UNIQUE (device_id, kind, dedupe)
+) STRICT;
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (at_ms);
+
+-- Check-ins refused for liveness, per kiosk, for the repeated-failures alert.
+CREATE TABLE IF NOT EXISTS liveness_failures (
+    device_id TEXT    NOT NULL,
+    seq       INTEGER NOT NULL,
+    wall_ms   INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq)
+) STRICT;

@@ -74,6 +74,33 @@ pub struct Health {
     pub updating: bool,
 }
 
+/// The camera's and the face models' state in plain words: for `/health` and the heartbeats.
+pub fn kiosk_status(
+    face: &FaceAvailability,
+    camera: &CameraStatus,
+) -> crate::base::protocol::KioskStatus {
+    let mut problems = Vec::new();
+    let mut face_ok = true;
+    if let FaceAvailability::Unavailable { reason } = face {
+        face_ok = false;
+        problems.push(format!("face check-in unavailable: {reason}"));
+    }
+    let camera = match camera {
+        CameraStatus::Live => "live",
+        CameraStatus::Starting => "starting",
+        CameraStatus::Lost { reason } => {
+            face_ok = false;
+            problems.push(format!("camera lost: {reason}"));
+            "lost"
+        }
+    };
+    crate::base::protocol::KioskStatus {
+        camera: camera.into(),
+        face_ok,
+        problems,
+    }
+}
+
 /// What the kiosk loop shares with the endpoint.
 pub struct Shared {
     started: Instant,
@@ -143,21 +170,10 @@ impl Shared {
                 "the kiosk loop has not turned for {loop_ms_ago} ms"
             ));
         }
-        let mut face_ok = true;
-        if let FaceAvailability::Unavailable { reason } = &self.face {
-            face_ok = false;
-            problems.push(format!("face check-in unavailable: {reason}"));
-        }
-        let camera = match &*self.camera.borrow() {
-            CameraStatus::Live => "live",
-            CameraStatus::Starting => "starting",
-            CameraStatus::Lost { reason } => {
-                face_ok = false;
-                problems.push(format!("camera lost: {reason}"));
-                "lost"
-            }
-        }
-        .to_string();
+        let status = kiosk_status(&self.face, &self.camera.borrow());
+        let face_ok = status.face_ok;
+        problems.extend(status.problems);
+        let camera = status.camera;
         // One lock, released before the store's: a guard held across the struct literal would
         // be taken twice.
         let device = self

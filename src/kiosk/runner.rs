@@ -565,6 +565,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Kiosk> {
         crate::store::StoreOptions::from_config(&config),
         config.clone(),
         clock.clone(),
+        Some(status_probe(camera.status.clone(), availability.clone())),
     )?);
     let hr = HrLinks::start(
         &config,
@@ -584,6 +585,14 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Kiosk> {
         outbox,
         hr,
     })
+}
+
+/// What the heartbeats say of the camera and the face models.
+pub fn status_probe(
+    camera: tokio::sync::watch::Receiver<crate::camera::CameraStatus>,
+    face: crate::vision::FaceAvailability,
+) -> crate::sync::StatusProbe {
+    Arc::new(move || super::health::kiosk_status(&face, &camera.borrow()))
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.

@@ -97,12 +97,18 @@ pub struct RoundReport {
 /// Skew beyond which the kiosk warns that its clock is off.
 pub const SKEW_WARN_MS: i64 = 5 * 60_000;
 
+/// How the sync learns the kiosk's camera and model status for its heartbeats (the kiosk
+/// loop owns them; the outbox thread only asks).
+pub type StatusProbe = Arc<dyn Fn() -> crate::base::protocol::KioskStatus + Send + Sync>;
+
 /// Runs sync rounds for one paired kiosk.
 pub struct Syncer {
     client: HubClient,
     batch: usize,
     model: String,
     pseudonymise: bool,
+    interval_s: u32,
+    status: Option<StatusProbe>,
 }
 
 impl Syncer {
@@ -128,7 +134,15 @@ impl Syncer {
                 .clamp(1, crate::base::protocol::MAX_BATCH as u32) as usize,
             model: config.vision.embedder.name().to_owned(),
             pseudonymise: config.retention.pseudonymise_departed,
+            interval_s: config.sync.interval_seconds,
+            status: None,
         }))
+    }
+
+    /// Reports the kiosk's camera and model status in each heartbeat.
+    pub fn with_status(mut self, probe: Option<StatusProbe>) -> Syncer {
+        self.status = probe;
+        self
     }
 
     /// One round: heartbeat, roster, policy, then both chains uploaded until empty.
@@ -144,6 +158,8 @@ impl Syncer {
             head_seq: store.stats()?.head_seq,
             version: env!("CARGO_PKG_VERSION").into(),
             models: Default::default(),
+            interval_s: Some(self.interval_s),
+            status: self.status.as_ref().map(|p| p()),
         };
         let hr = self.client.heartbeat(&hb).await?;
         let was_off = store
@@ -396,6 +412,7 @@ pub fn spawn_outbox(
     opts: StoreOptions,
     config: Config,
     clock: Arc<dyn Clock>,
+    status: Option<StatusProbe>,
 ) -> crate::base::error::Result<OutboxHandle> {
     let mut store = Store::open(&opts, clock)?;
     let (changed_tx, changed_rx) = watch::channel(0u64);
@@ -415,7 +432,7 @@ pub fn spawn_outbox(
                         tracing::error!(error = %e, "cannot read the settings changed at the kiosk");
                         config.clone()
                     });
-                let delay = match outbox_round(&mut store, &config).await {
+                let delay = match outbox_round(&mut store, &config, &status).await {
                     Ok(None) => interval,
                     Ok(Some(rep)) => {
                         backoff.reset();
@@ -451,6 +468,7 @@ pub fn spawn_outbox(
 async fn outbox_round(
     store: &mut Store,
     config: &Config,
+    status: &Option<StatusProbe>,
 ) -> Result<Option<RoundReport>, SyncError> {
     if read_token(store.data_dir())?.is_none() {
         if config.sync.url.is_empty() || config.sync.pairing_code.is_empty() {
@@ -461,7 +479,7 @@ async fn outbox_round(
     let Some(s) = Syncer::for_store(store, config)? else {
         return Ok(None);
     };
-    let rep = s.round(store).await?;
+    let rep = s.with_status(status.clone()).round(store).await?;
     let now = store.clock().wall_ms();
     store.record_sync_round(now, None)?;
     if rep.checkins + rep.audit > 0 {

@@ -827,7 +827,7 @@ fn a_kiosk_provisioned_for_another_region_is_refused_unless_the_hub_allows_it() 
     block(clockface::sync::pair(&mut k, &cfg, &hub.url, &code)).expect("pairs");
     let devices = clockface::hub::db::HubDb::open(&db)
         .unwrap()
-        .devices()
+        .fleet(None, common::net::now_ms())
         .unwrap();
     assert_eq!(devices[0].data_region, "cn-north");
     // A region label of the wrong shape is a config problem, named.

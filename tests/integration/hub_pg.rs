@@ -169,7 +169,7 @@ fn a_pairing_code_is_used_once_across_replicas() {
     }
     let devices = HubDb::open_spec(&db, &Default::default())
         .unwrap()
-        .devices()
+        .fleet(None, common::net::now_ms())
         .unwrap();
     assert_eq!(devices.len(), 5);
 }
@@ -419,4 +419,61 @@ fn a_full_postgresql_disk_is_named_and_nothing_is_lost() {
     drop(h);
     common::pg::raw_sql(&db, "ALTER TABLE entries SET TABLESPACE pg_default");
     common::pg::raw_sql(&db, &format!("DROP TABLESPACE {ts}"));
+}
+
+#[test]
+fn a_database_at_an_older_schema_is_migrated_and_a_newer_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::pg::shared().new_database();
+    let db = DbSpec {
+        location: clockface::hub::sql::DbLocation::Postgres(url.clone()),
+        template_key: Some(dir.path().join("hub.templates.key")),
+    };
+    // A database as the first PostgreSQL hub left it, with a paired kiosk and an employee.
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute(include_str!(
+        "../../src/hub/migrations/postgres/0001_initial.sql"
+    ))
+    .unwrap();
+    c.batch_execute(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL);
+         INSERT INTO schema_migrations VALUES (1, 'initial schema', 0);
+         INSERT INTO devices (id, public_key, token_sha256, name, site, paired_ms)
+              VALUES ('01a23ae6-0000-7000-8000-000000000001', '\\x00', '\\x01', 'Door', 'HQ', 1);
+         INSERT INTO employees (id, display_name, active, is_admin) VALUES ('E1', 'Ada', 1, 0);",
+    )
+    .unwrap();
+    let h = HubDb::open_spec(&db, &Default::default()).unwrap();
+    let versions: Vec<i64> = c
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    let fleet = h.fleet(None, common::net::now_ms()).unwrap();
+    assert_eq!(fleet.len(), 1);
+    assert_eq!(
+        (fleet[0].name.as_str(), fleet[0].state.as_str()),
+        ("Door", "never")
+    );
+    assert!(h.alerts(common::net::now_ms()).unwrap().is_empty());
+    assert_eq!(h.roster(&uuid::Uuid::nil()).unwrap().employees.len(), 1);
+    drop(h);
+    // Opening again applies nothing twice.
+    HubDb::open_spec(&db, &Default::default()).unwrap();
+    // A database a newer hub has migrated further is refused, and left as it is.
+    c.batch_execute("INSERT INTO schema_migrations VALUES (99, 'from the future', 0)")
+        .unwrap();
+    let e = HubDb::open_spec(&db, &Default::default())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("schema version 99") && e.contains("upgrade clockface-hub"),
+        "{e}"
+    );
 }

@@ -15,6 +15,7 @@ mod chain;
 mod consent;
 mod crash;
 mod enroll;
+mod fleet;
 mod hr;
 mod hub_api;
 mod hub_pg;

@@ -432,6 +432,17 @@ fn a_forked_chain_is_refused_reported_and_kept_out_of_the_outbox() {
         "{:?}",
         r.conflicts
     );
+    // Tampering is a security alert, once per refused entry however often it is sent.
+    let alerts = hub.db().alerts(common::net::now_ms()).unwrap();
+    let forks: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind == "chain_conflict")
+        .collect();
+    assert_eq!(forks.len(), 2, "{alerts:?}");
+    assert!(
+        forks.iter().any(|a| a.detail.contains("seq 11")),
+        "{forks:?}"
+    );
 }
 
 fn unit_vector(seed: u32, dims: usize) -> Vec<f32> {
@@ -641,6 +652,7 @@ fn the_outbox_thread_pairs_from_provisioning_and_drains_after_an_outage() {
         common::options(dir.path()),
         cfg.clone(),
         store.clock().clone(),
+        None,
     )
     .unwrap();
     std::thread::sleep(Duration::from_secs(3));

@@ -220,10 +220,13 @@ fn run_with_window(
         10,
     );
     let mut kiosk = kiosk.with_hr()?;
+    let probe =
+        crate::kiosk::runner::status_probe(kiosk.camera.status.clone(), kiosk.availability.clone());
     kiosk.outbox = Some(crate::sync::spawn_outbox(
         StoreOptions::from_config(&config),
         config.clone(),
         clock.clone(),
+        Some(probe),
     )?);
     let (ui_tx, ui_rx) = mpsc::unbounded_channel();
     let (rep_tx, rep_rx) = mpsc::unbounded_channel();

@@ -19,7 +19,7 @@ use crate::store::entry::entry_hash;
 use crate::store::record::Record;
 
 use super::pairing::Device;
-use super::{ApiFailure, Chain, HubDb};
+use super::{ApiFailure, Chain, HubDb, fleet};
 
 /// The fields of an entry the hub indexes, from its decoded bytes.
 struct Decoded {
@@ -29,6 +29,10 @@ struct Decoded {
     wall_ms: i64,
     who: String,
     prev_hash: [u8; 32],
+    /// A check-in refused for liveness (what a run of spoofing attempts looks like).
+    liveness_failed: bool,
+    /// An audit entry's action.
+    action: String,
 }
 
 fn decode(chain: Chain, bytes: &[u8]) -> crate::base::error::Result<Decoded> {
@@ -41,8 +45,11 @@ fn decode(chain: Chain, bytes: &[u8]) -> crate::base::error::Result<Decoded> {
                 device_id: r.device_id,
                 seq: r.seq,
                 wall_ms: r.wall_ms,
+                liveness_failed: r.outcome != crate::store::record::Outcome::Accepted
+                    && r.reason == "liveness_failed",
                 who: r.employee_id,
                 prev_hash: r.prev_hash,
+                action: String::new(),
             }
         }
         Chain::Audit => {
@@ -55,6 +62,8 @@ fn decode(chain: Chain, bytes: &[u8]) -> crate::base::error::Result<Decoded> {
                 wall_ms: a.wall_ms,
                 who: a.subject,
                 prev_hash: a.prev_hash,
+                liveness_failed: false,
+                action: a.action,
             }
         }
     })
@@ -152,6 +161,24 @@ impl HubDb {
         for (bytes, d) in &verified {
             let hash = entry_hash(bytes);
             let ack = store_entry(&tx, &dev, chain, bytes, d, &hash, now_ms)?;
+            if ack.status == AckStatus::Stored {
+                match chain {
+                    Chain::Checkins if d.liveness_failed => {
+                        fleet::liveness_failure(&tx, &dev, d.seq, d.wall_ms)?
+                    }
+                    Chain::Audit => fleet::audit_alerts(
+                        &tx,
+                        &dev,
+                        &fleet::AuditFacts {
+                            uuid: d.uuid,
+                            wall_ms: d.wall_ms,
+                            action: d.action.clone(),
+                            subject: d.who.clone(),
+                        },
+                    )?,
+                    Chain::Checkins => {}
+                }
+            }
             // A verified entry beats an earlier rejection of a bad copy with the same seq.
             match acks.get(&d.seq) {
                 Some(prev) if prev.status != AckStatus::Rejected => {}
@@ -188,15 +215,20 @@ impl HubDb {
             }
         }
         let skew = now_ms.saturating_sub(hb.device_time_ms);
-        let was_off = self
+        let dev = device.id.to_string();
+        let before_skew = self
             .clock_skew_ms(&device.id)
-            .map_err(ApiFailure::internal)?
-            .is_some_and(|s| s.abs() > 5 * 60_000);
+            .map_err(ApiFailure::internal)?;
+        let was_off = before_skew.is_some_and(|s| s.abs() > 5 * 60_000);
         let json = serde_json::to_string(hb).map_err(ApiFailure::internal)?;
-        self.conn.execute(
+        let tx = self.conn.begin(Lock::Device(&dev))?;
+        let before = self.last_heartbeat(&dev)?;
+        tx.execute(
             "UPDATE devices SET last_seen_ms = ?2, heartbeat = ?3, clock_skew_ms = ?4 WHERE id = ?1",
-            params![device.id.to_string(), now_ms, json, skew],
+            params![dev, now_ms, json, skew],
         )?;
+        fleet::heartbeat_alerts(&tx, &dev, before.as_ref(), hb, skew, before_skew, now_ms)?;
+        tx.commit()?;
         if skew.abs() > 5 * 60_000 && !was_off {
             tracing::warn!(device = %device.id, skew_s = skew / 1000, "device clock differs from the hub's");
         }
@@ -259,6 +291,14 @@ fn store_entry(
             kind,
             "chain conflict"
         );
+        fleet::raise(
+            tx,
+            dev,
+            now_ms,
+            "chain_conflict",
+            &format!("{} chain, seq {}: {kind} ({detail})", chain.as_str(), d.seq),
+            &format!("{}:{}:{}", chain.as_str(), d.seq, hex::encode(hash)),
+        )?;
         Ok(ack(AckStatus::Rejected, &format!("{kind}: {detail}")))
     };
     let stored_hash = |seq: u64| -> Result<Option<HashLink>, SqlError> {

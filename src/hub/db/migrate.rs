@@ -12,11 +12,18 @@ use crate::base::error::{Error, Result};
 use crate::hub::sql::{Conn, Lock, SqlError, params};
 
 /// PostgreSQL migrations: version, what it brings, the statements.
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "alerts",
+        include_str!("../migrations/postgres/0002_alerts.sql"),
+    ),
+];
 
 /// Opens a SQLite hub file: durable WAL, foreign keys, secure delete, and the schema brought
 /// up to date.

@@ -23,23 +23,6 @@ pub struct Device {
     pub site: String,
 }
 
-/// A paired device as `clockface-hub devices` lists it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DeviceInfo {
-    /// Device id.
-    pub id: String,
-    /// Its configured name.
-    pub name: String,
-    /// Its site.
-    pub site: String,
-    /// The data region it was paired under ("" when neither it nor the hub named one).
-    pub data_region: String,
-    /// When it paired (Unix ms).
-    pub paired_ms: i64,
-    /// Its last authenticated request (Unix ms).
-    pub last_seen_ms: Option<i64>,
-}
-
 /// The alphabet of pairing codes: no 0/O or 1/I/L to misread on a screen.
 const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 
@@ -297,24 +280,6 @@ impl HubDb {
             public_key,
             site,
         }))
-    }
-
-    /// Every paired device, by site and name.
-    pub fn devices(&self) -> crate::base::error::Result<Vec<DeviceInfo>> {
-        Ok(self.conn.query_map(
-            "SELECT id, name, site, data_region, paired_ms, last_seen_ms FROM devices ORDER BY site, name, id",
-            params![],
-            |r| {
-            Ok(DeviceInfo {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                site: r.get(2)?,
-                data_region: r.get(3)?,
-                paired_ms: r.get(4)?,
-                last_seen_ms: r.get(5)?,
-            })
-        },
-        )?)
     }
 
     /// Notes that a device was seen (any authenticated request).
