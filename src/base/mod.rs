@@ -21,5 +21,6 @@ pub(crate) mod notify;
 pub mod problem;
 pub mod protocol;
 pub mod text;
+pub mod tls;
 pub mod worker;
 pub mod zone;

@@ -33,6 +33,33 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum WebhookCmd {
+    /// Deliver batches of `--events` to URL from now on, signed with the secret in
+    /// --secret-file (X-Clockface-Signature: t=SECONDS,v1=HMAC-SHA256 of "t.body").
+    Add {
+        /// Where to POST (https, or http on loopback).
+        url: String,
+        /// File holding the shared HMAC secret (at least 16 bytes).
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// `checkins`, `alerts`, or `checkins,alerts`.
+        #[arg(long, default_value = "checkins,alerts")]
+        events: String,
+    },
+    /// Each webhook's deliveries, pending events, failures and dead letters.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a dead letter (from `status`) again.
+    Redeliver {
+        /// Its id.
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
 enum Cmd {
     /// Serve the API until SIGINT/SIGTERM; prints "listening on ADDR" once bound.
     Serve {
@@ -114,6 +141,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Signed batches of check-ins and alerts POSTed to other systems.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCmd,
+    },
     /// The key file that seals face templates at rest.
     Keys {
         #[command(subcommand)]
@@ -191,6 +223,15 @@ fn main() -> ExitCode {
         } => hub::cli::serve(&db, &cfg, &listen, tls_cert.zip(tls_key), out),
         Cmd::Devices { site, json } => hub::cli::devices(&db, &cfg, site.as_deref(), json, out),
         Cmd::Alerts { json } => hub::cli::alerts(&db, json, out),
+        Cmd::Webhook { command } => match command {
+            WebhookCmd::Add {
+                url,
+                secret_file,
+                events,
+            } => hub::cli::webhook_add(&db, &url, &secret_file, &events, out),
+            WebhookCmd::Status { json } => hub::cli::webhook_status(&db, json, out),
+            WebhookCmd::Redeliver { id } => hub::cli::webhook_redeliver(&db, id, out),
+        },
         Cmd::Keys {
             command: KeysCmd::Rotate,
         } => hub::cli::keys_rotate(&db, out),

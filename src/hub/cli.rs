@@ -11,6 +11,16 @@ use super::{Hub, tls};
 use crate::base::clock::{Clock, SystemClock};
 use crate::base::error::{Error, Result};
 
+/// Writes `v` as pretty JSON (the `--json` of every listing).
+fn print_json(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<()> {
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(v).expect("serialisable")
+    );
+    Ok(())
+}
+
 fn now_ms() -> i64 {
     SystemClock::new().wall_ms()
 }
@@ -24,6 +34,7 @@ pub fn serve(
     out: &mut dyn Write,
 ) -> Result<()> {
     let hub = Hub::open_spec(db, Arc::new(SystemClock::new()), cfg)?;
+    let _webhooks = super::webhook::Deliverer::spawn(db, cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -142,12 +153,7 @@ pub fn device_unpair(db: &DbSpec, id: &str, out: &mut dyn Write) -> Result<()> {
 pub fn device_audit(db: &DbSpec, json: bool, out: &mut dyn Write) -> Result<()> {
     let entries = HubDb::open_spec(db, &Default::default())?.hub_audit(1000)?;
     if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&entries).expect("serialisable")
-        );
-        return Ok(());
+        return print_json(out, &entries);
     }
     for e in &entries {
         let _ = writeln!(
@@ -216,16 +222,13 @@ pub fn devices(
     let h = HubDb::open_spec(db, cfg)?;
     let list = h.fleet(site, now_ms())?;
     if json {
-        let _ = writeln!(
+        return print_json(
             out,
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
+            &serde_json::json!({
                 "hub_data_region": cfg.privacy.data_region,
                 "devices": list,
-            }))
-            .expect("serialisable")
+            }),
         );
-        return Ok(());
     }
     let _ = writeln!(
         out,
@@ -286,13 +289,7 @@ pub fn alerts(db: &DbSpec, json: bool, out: &mut dyn Write) -> Result<()> {
     let h = HubDb::open_spec(db, &Default::default())?;
     let list = h.alerts(now_ms())?;
     if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "alerts": list }))
-                .expect("serialisable")
-        );
-        return Ok(());
+        return print_json(out, &serde_json::json!({ "alerts": list }));
     }
     if list.is_empty() {
         let _ = writeln!(out, "no alerts");
@@ -344,12 +341,7 @@ pub fn chains(db: &DbSpec, json: bool, out: &mut dyn Write) -> Result<()> {
     let h = HubDb::open_spec(db, &Default::default())?;
     let reports = h.chain_reports()?;
     if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&reports).expect("serialises")
-        );
-        return Ok(());
+        return print_json(out, &reports);
     }
     for r in &reports {
         let _ = writeln!(
@@ -373,4 +365,91 @@ pub fn chains(db: &DbSpec, json: bool, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `webhook add`: subscribes a URL to batches of check-ins and/or alerts, signed with the secret
+/// in `secret_file`.
+pub fn webhook_add(
+    db: &DbSpec,
+    url: &str,
+    secret_file: &Path,
+    events: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let secret = std::fs::read(secret_file).map_err(|e| Error::io(secret_file, e))?;
+    let secret = secret.trim_ascii().to_vec();
+    let events: Vec<String> = events
+        .split(',')
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    let mut h = HubDb::open_spec(db, &Default::default())?;
+    let id = h.add_webhook(url, &secret, &events, now_ms())?;
+    let _ = writeln!(
+        out,
+        "webhook {id}: {} delivered to {url} from now on",
+        events.join(" and ")
+    );
+    Ok(())
+}
+
+/// `webhook status`: each webhook's queue, last error and dead letters.
+pub fn webhook_status(db: &DbSpec, json: bool, out: &mut dyn Write) -> Result<()> {
+    let list = HubDb::open_spec(db, &Default::default())?.webhooks()?;
+    if json {
+        return print_json(out, &serde_json::json!({ "webhooks": list }));
+    }
+    if list.is_empty() {
+        let _ = writeln!(out, "no webhooks");
+    }
+    for w in &list {
+        let _ = writeln!(
+            out,
+            "webhook {} {} [{}]: {} batches delivered, {} events pending{}",
+            w.id,
+            w.url,
+            w.events.join(","),
+            w.delivered,
+            w.pending,
+            if w.attempts > 0 {
+                format!(
+                    ", {} failed attempts, next at {} ({})",
+                    w.attempts,
+                    crate::store::export::rfc3339_ms(w.next_attempt_ms),
+                    w.last_error
+                )
+            } else {
+                String::new()
+            }
+        );
+        for d in &w.dead_letters {
+            let _ = writeln!(
+                out,
+                "    dead letter {}: events {}..{} given up at {} after {} attempts: {}",
+                d.id,
+                d.first_event,
+                d.last_event,
+                crate::store::export::rfc3339_ms(d.at_ms),
+                d.attempts,
+                d.last_error
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `webhook redeliver ID`: sends a dead letter again.
+pub fn webhook_redeliver(db: &DbSpec, dead: i64, out: &mut dyn Write) -> Result<()> {
+    if HubDb::open_spec(db, &Default::default())?.redeliver(dead)? {
+        let _ = writeln!(
+            out,
+            "dead letter {dead} goes out again with the next delivery"
+        );
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "dead letter",
+            format!("{dead} is not in `webhook status`"),
+        ))
+    }
 }

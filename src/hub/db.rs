@@ -16,6 +16,7 @@ pub mod pairing;
 pub(crate) mod reports;
 pub(crate) mod roster;
 pub mod timesheet;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 
@@ -148,6 +149,8 @@ pub struct HubConfig {
     /// Per site (by the name kiosks were paired with): its time zone and day boundary, for
     /// the timesheet's local times and work days.
     pub sites: std::collections::BTreeMap<String, timesheet::SiteTime>,
+    /// How webhook deliveries are retried.
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 impl HubConfig {

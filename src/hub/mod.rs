@@ -11,6 +11,7 @@ pub mod import;
 pub(crate) mod server;
 pub mod sql;
 pub(crate) mod tls;
+pub mod webhook;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -171,6 +172,7 @@ pub struct LocalHub {
     pub addr: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    _webhooks: webhook::Deliverer,
 }
 
 impl LocalHub {
@@ -246,6 +248,7 @@ impl LocalHub {
             addr,
             stop: Some(stop_tx),
             thread: Some(thread),
+            _webhooks: webhook::Deliverer::spawn(db, cfg)?,
         })
     }
 }

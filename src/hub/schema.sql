@@ -145,3 +145,39 @@ CREATE TABLE IF NOT EXISTS liveness_failures (
     wall_ms   INTEGER NOT NULL,
     PRIMARY KEY (device_id, seq)
 ) STRICT;
+
+-- Webhooks (see db/webhooks.rs): subscriptions with their cursor and the batch under way, the
+-- events waiting for them, and the batches given up on (their events kept for redelivery).
+CREATE TABLE IF NOT EXISTS webhooks (
+    id              INTEGER PRIMARY KEY,
+    url             TEXT    NOT NULL,
+    secret          BLOB    NOT NULL,
+    events          TEXT    NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    cursor          INTEGER NOT NULL,
+    batch_last      INTEGER,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT    NOT NULL DEFAULT '',
+    lease_until_ms  INTEGER NOT NULL DEFAULT 0,
+    delivered       INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+-- AUTOINCREMENT: ids are cursors, and must never be handed out again after a prune.
+CREATE TABLE IF NOT EXISTS webhook_events (
+    id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind  TEXT    NOT NULL,
+    at_ms INTEGER NOT NULL,
+    body  TEXT    NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS webhook_dead (
+    id          INTEGER PRIMARY KEY,
+    webhook_id  INTEGER NOT NULL,
+    first_event INTEGER NOT NULL,
+    last_event  INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL,
+    last_error  TEXT    NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    redeliver   INTEGER NOT NULL DEFAULT 0
+) STRICT;

@@ -34,3 +34,4 @@ mod units;
 mod update;
 mod vision;
 mod vision_cli;
+mod webhooks;

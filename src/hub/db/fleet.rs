@@ -98,6 +98,28 @@ pub(super) fn raise(
     )?;
     if n > 0 {
         tracing::warn!(device, kind, "alert");
+        let (name, site): (String, String) = conn
+            .query_row(
+                "SELECT name, site FROM devices WHERE id = ?1",
+                params![device],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or_default();
+        let alert = Alert {
+            at_ms,
+            device_id: device.into(),
+            device_name: name,
+            site,
+            kind: kind.into(),
+            detail: detail.into(),
+        };
+        super::webhooks::enqueue(
+            conn,
+            "alerts",
+            at_ms,
+            &serde_json::to_value(&alert).expect("serialisable"),
+        )?;
     }
     Ok(n > 0)
 }

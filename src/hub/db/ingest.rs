@@ -19,7 +19,7 @@ use crate::store::entry::entry_hash;
 use crate::store::record::Record;
 
 use super::pairing::Device;
-use super::{ApiFailure, Chain, HubDb, fleet};
+use super::{ApiFailure, Chain, HubDb, fleet, webhooks};
 
 /// The fields of an entry the hub indexes, from its decoded bytes.
 struct Decoded {
@@ -33,6 +33,8 @@ struct Decoded {
     liveness_failed: bool,
     /// An audit entry's action.
     action: String,
+    /// An accepted check-in as webhooks receive it.
+    checkin: Option<serde_json::Value>,
 }
 
 fn decode(chain: Chain, bytes: &[u8]) -> crate::base::error::Result<Decoded> {
@@ -40,7 +42,20 @@ fn decode(chain: Chain, bytes: &[u8]) -> crate::base::error::Result<Decoded> {
         Chain::Checkins => {
             let r = Record::decode(bytes)?;
             r.validate_content()?;
+            let checkin = (r.outcome == crate::store::record::Outcome::Accepted).then(|| {
+                serde_json::json!({
+                    "record_uuid": r.uuid.to_string(),
+                    "employee_id": r.employee_id,
+                    "timestamp": crate::store::export::rfc3339_ms(r.wall_ms),
+                    "wall_ms": r.wall_ms,
+                    "punch": r.punch.as_str(),
+                    "direction": r.punch.direction(),
+                    "method": r.method.as_str(),
+                    "device_id": r.device_id.to_string(),
+                })
+            });
             Decoded {
+                checkin,
                 uuid: r.uuid,
                 device_id: r.device_id,
                 seq: r.seq,
@@ -64,6 +79,7 @@ fn decode(chain: Chain, bytes: &[u8]) -> crate::base::error::Result<Decoded> {
                 prev_hash: a.prev_hash,
                 liveness_failed: false,
                 action: a.action,
+                checkin: None,
             }
         }
     })
@@ -165,6 +181,11 @@ impl HubDb {
                 match chain {
                     Chain::Checkins if d.liveness_failed => {
                         fleet::liveness_failure(&tx, &dev, d.seq, d.wall_ms)?
+                    }
+                    Chain::Checkins if d.checkin.is_some() => {
+                        let mut data = d.checkin.clone().expect("checked");
+                        data["site"] = device.site.clone().into();
+                        webhooks::enqueue(&tx, "checkins", d.wall_ms, &data)?;
                     }
                     Chain::Audit => fleet::audit_alerts(
                         &tx,

@@ -23,6 +23,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "alerts",
         include_str!("../migrations/postgres/0002_alerts.sql"),
     ),
+    (
+        3,
+        "webhooks",
+        include_str!("../migrations/postgres/0003_webhooks.sql"),
+    ),
 ];
 
 /// Opens a SQLite hub file: durable WAL, foreign keys, secure delete, and the schema brought

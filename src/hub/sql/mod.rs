@@ -311,6 +311,16 @@ impl Conn {
         }
     }
 
+    /// Inside a transaction that appends to an ordered log (webhook events): on PostgreSQL a
+    /// lock held to the commit, so that ids become visible in the order they were taken.
+    /// SQLite's writers are serial already.
+    pub fn lock_events(&self) -> Result<(), SqlError> {
+        match self {
+            Conn::Sqlite(_) => Ok(()),
+            Conn::Pg(pg) => pg.borrow_mut().lock_events(),
+        }
+    }
+
     /// Runs `f` while holding the migration lock (PostgreSQL: a session advisory lock, so two
     /// replicas starting together migrate once); SQLite runs it as is.
     pub fn with_migration_lock<T>(

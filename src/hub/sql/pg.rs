@@ -12,6 +12,7 @@ use super::{Lock, SqlError, Value, redact};
 const LOCK_WRITE: i64 = 0x4346_0001;
 const LOCK_MIGRATE: i64 = 0x4346_0002;
 const LOCK_DEVICE_CLASS: i32 = 0x4346;
+const LOCK_EVENTS: i64 = 0x4346_0003;
 
 /// A PostgreSQL connection.
 pub struct PgConn {
@@ -96,6 +97,11 @@ impl PgConn {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// The event-log lock, to the end of the transaction (see `Conn::lock_events`).
+    pub(super) fn lock_events(&mut self) -> Result<(), SqlError> {
+        self.batch(&format!("SELECT pg_advisory_xact_lock({LOCK_EVENTS})"))
     }
 
     /// COMMIT or ROLLBACK.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clockface::hub::LocalHub;
-use clockface::hub::db::{DbSpec, HubDb};
+use clockface::hub::db::{DbSpec, HubConfig, HubDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -45,7 +45,16 @@ impl TestHub {
         Self::start_with(Some((cert, key)), super::pg::enabled())
     }
 
+    /// A plain-http hub under a hub config of the test's.
+    pub fn start_configured(cfg: &HubConfig) -> TestHub {
+        Self::start_full(None, super::pg::enabled(), cfg)
+    }
+
     fn start_with(tls: Option<(&Path, &Path)>, postgres: bool) -> TestHub {
+        Self::start_full(tls, postgres, &HubConfig::default())
+    }
+
+    fn start_full(tls: Option<(&Path, &Path)>, postgres: bool, cfg: &HubConfig) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hub.db");
         let spec = if postgres {
@@ -53,7 +62,7 @@ impl TestHub {
         } else {
             DbSpec::from(db.as_path())
         };
-        let hub = LocalHub::start_spec(&spec, tls, &Default::default()).unwrap();
+        let hub = LocalHub::start_spec(&spec, tls, cfg).unwrap();
         TestHub {
             url: hub.url.clone(),
             addr: hub.addr,
@@ -62,6 +71,17 @@ impl TestHub {
             _hub: hub,
             _dir: dir,
         }
+    }
+
+    /// Stops the hub and starts it again on the same database (on a new port).
+    pub fn restart(&mut self, cfg: &HubConfig) {
+        let old = std::mem::replace(
+            &mut self._hub,
+            LocalHub::start_spec(&self.spec, None, cfg).unwrap(),
+        );
+        drop(old);
+        self.url = self._hub.url.clone();
+        self.addr = self._hub.addr;
     }
 
     /// A second connection to the hub's database, for setup and assertions.
