@@ -117,6 +117,10 @@ enum Cmd {
         /// With --pairs: one span per person and work day, first punch to last.
         #[arg(long, requires = "pairs")]
         first_last: bool,
+        /// `csv`, `jsonl` (one JSON object per row, keyed by the CSV's columns) or `erpnext`
+        /// (ERPNext Employee Checkin fields per punch, for add_log_based_on_employee_field).
+        #[arg(long, default_value = "csv")]
+        format: String,
     },
     /// Paired kiosks: unpair one, or read the hub's pairing audit log.
     Device {
@@ -253,14 +257,16 @@ fn main() -> ExitCode {
             output,
             pairs,
             first_last,
-        } => {
+            format,
+        } => hub::db::timesheet::TimesheetFormat::parse(&format).and_then(|format| {
             let opts = hub::db::timesheet::TimesheetOptions {
+                format,
                 sites: cfg.sites.clone(),
                 pairs,
                 first_last,
             };
             hub::cli::timesheet(&db, &since, &until, &opts, output.as_deref(), out)
-        }
+        }),
         Cmd::Chains { json } => hub::cli::chains(&db, json, out),
         Cmd::Device {
             command: DeviceCmd::Unpair { id },

@@ -802,7 +802,7 @@ fn an_adms_server_that_answers_500s_or_garbage_moves_nothing() {
 
 #[test]
 fn the_hub_timesheet_is_local_and_pairs_a_night_shift_across_midnight() {
-    use clockface::hub::db::timesheet::{SiteTime, TimesheetOptions};
+    use clockface::hub::db::timesheet::{SiteTime, TimesheetFormat, TimesheetOptions};
     use common::net::{TestHub, block};
     let hub = TestHub::start();
     let dir = tempfile::tempdir().unwrap();
@@ -844,8 +844,7 @@ fn the_hub_timesheet_is_local_and_pairs_a_night_shift_across_midnight() {
     };
     let mut opts = TimesheetOptions {
         sites: [("HQ".to_string(), site)].into_iter().collect(),
-        pairs: false,
-        first_last: false,
+        ..Default::default()
     };
     let sheet = |opts: &TimesheetOptions| {
         let mut out = Vec::new();
@@ -876,7 +875,47 @@ fn the_hub_timesheet_is_local_and_pairs_a_night_shift_across_midnight() {
     );
     assert_eq!(rows[3]["punch"], "break_out");
     assert_eq!(rows[3]["direction"], "out");
+    // The same rows as JSON lines, and as ERPNext Employee Checkins in the site's local time.
+    let lines = |opts: &TimesheetOptions| {
+        let mut out = Vec::new();
+        hub.db()
+            .timesheet_with(0, i64::MAX, opts, &mut out)
+            .unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    opts.format = TimesheetFormat::Jsonl;
+    let json = lines(&opts);
+    assert_eq!(json.len(), rows.len());
+    for (j, row) in json.iter().zip(&rows) {
+        for (k, v) in row {
+            assert_eq!(j[k], v.as_str(), "{k}");
+        }
+    }
+    opts.format = TimesheetFormat::Erpnext;
+    let erp = lines(&opts);
+    assert_eq!(
+        erp[0],
+        serde_json::json!({
+            "employee_field_value": rows[0]["employee_id"],
+            "timestamp": "2026-11-30 22:00:00",
+            "log_type": "IN",
+            "device_id": rows[0]["device"],
+        })
+    );
+    assert_eq!(erp[1]["timestamp"], "2026-12-01 03:00:00");
+    assert_eq!(erp[3]["log_type"], "OUT", "a break out leaves");
     opts.pairs = true;
+    let mut sink = Vec::new();
+    let e = hub
+        .db()
+        .timesheet_with(0, i64::MAX, &opts, &mut sink)
+        .unwrap_err();
+    assert!(e.to_string().contains("leave out --pairs"), "{e}");
+    opts.format = TimesheetFormat::Csv;
     let pairs = sheet(&opts);
     let e1: Vec<_> = pairs.iter().filter(|p| p["employee_id"] == "E1").collect();
     assert_eq!(e1.len(), 1, "{pairs:?}");
@@ -936,6 +975,19 @@ fn the_hub_timesheet_is_local_and_pairs_a_night_shift_across_midnight() {
     );
     assert!(text.contains(",5.00,in,out,"), "{text}");
     assert!(text.contains(",9.00,in,out,"), "{text}");
+    let out = timesheet(&["--format", "erpnext"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"timestamp\":\"2026-11-30 22:00:00\"")
+            && text.contains("\"log_type\":\"IN\""),
+        "{text}"
+    );
+    let out = timesheet(&["--format", "xml"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"xml\" is not one of csv, jsonl, erpnext")
+    );
     std::fs::write(&conf, "[sites.HQ]\ntime_zone = \"Mars/Base\"\n").unwrap();
     let out = timesheet(&[]);
     assert!(!out.status.success());

@@ -51,9 +51,39 @@ impl SiteTime {
     }
 }
 
+/// What `clockface-hub timesheet --format` writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimesheetFormat {
+    /// CSV with a header row (spreadsheet formulas neutralised).
+    #[default]
+    Csv,
+    /// One JSON object per line, keyed by the CSV's column names.
+    Jsonl,
+    /// One JSON object per line with the fields of ERPNext's Employee Checkin, as its
+    /// `hrms...employee_checkin.add_log_based_on_employee_field` takes them.
+    Erpnext,
+}
+
+impl TimesheetFormat {
+    /// `csv`, `jsonl` or `erpnext`.
+    pub fn parse(s: &str) -> Result<TimesheetFormat> {
+        match s {
+            "csv" => Ok(TimesheetFormat::Csv),
+            "jsonl" => Ok(TimesheetFormat::Jsonl),
+            "erpnext" => Ok(TimesheetFormat::Erpnext),
+            other => Err(Error::invalid(
+                "--format",
+                format!("{other:?} is not one of csv, jsonl, erpnext"),
+            )),
+        }
+    }
+}
+
 /// How `clockface-hub timesheet` writes.
 #[derive(Debug, Clone, Default)]
 pub struct TimesheetOptions {
+    /// CSV, JSON lines or ERPNext check-ins.
+    pub format: TimesheetFormat,
     /// Each site's zone and day boundary (sites not named: UTC, midnight).
     pub sites: BTreeMap<String, SiteTime>,
     /// One row per worked span (an in paired with the next out) instead of per check-in.
@@ -163,19 +193,101 @@ impl HubDb {
         opts: &TimesheetOptions,
         out: &mut dyn std::io::Write,
     ) -> Result<u64> {
+        if opts.format == TimesheetFormat::Erpnext && opts.pairs {
+            return Err(Error::invalid(
+                "--format erpnext",
+                "is one Employee Checkin per punch; ERPNext pairs them itself (leave out --pairs)",
+            ));
+        }
         let punches = self.punches(from_ms, until_ms, opts)?;
-        let mut w = csv::Writer::from_writer(out);
+        let mut w = match opts.format {
+            TimesheetFormat::Erpnext => return write_erpnext(out, &punches),
+            TimesheetFormat::Csv => Sink::Csv(Box::new(csv::Writer::from_writer(out))),
+            TimesheetFormat::Jsonl => Sink::Jsonl {
+                out,
+                header: Vec::new(),
+            },
+        };
         let n = if opts.pairs {
             write_pairs(&mut w, &punches, opts.first_last)?
         } else {
             write_rows(&mut w, &punches)?
         };
-        w.flush().map_err(|e| Error::io("timesheet", e))?;
+        w.flush()?;
         Ok(n)
     }
 }
 
-fn write_rows<W: std::io::Write>(w: &mut csv::Writer<W>, punches: &[Punched]) -> Result<u64> {
+/// Where rows go: CSV, or JSON lines keyed by the header.
+enum Sink<'w> {
+    Csv(Box<csv::Writer<&'w mut dyn std::io::Write>>),
+    Jsonl {
+        out: &'w mut dyn std::io::Write,
+        header: Vec<String>,
+    },
+}
+
+impl Sink<'_> {
+    fn write_record<'a>(&mut self, fields: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        match self {
+            Sink::Csv(w) => w.write_record(fields).map_err(csv_err),
+            Sink::Jsonl { header, .. } if header.is_empty() => {
+                *header = fields.into_iter().map(str::to_owned).collect();
+                Ok(())
+            }
+            Sink::Jsonl { out, header } => {
+                let obj: serde_json::Map<String, serde_json::Value> = header
+                    .iter()
+                    .cloned()
+                    .zip(fields.into_iter().map(serde_json::Value::from))
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Object(obj))
+                    .map_err(|e| Error::io("timesheet", e))
+            }
+        }
+    }
+
+    /// A text cell: spreadsheet formulas neutralised in CSV, as is in JSON.
+    fn cell<'a>(&self, s: &'a str) -> std::borrow::Cow<'a, str> {
+        match self {
+            Sink::Csv(_) => csv_cell(s),
+            Sink::Jsonl { .. } => std::borrow::Cow::Borrowed(s),
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        match self {
+            Sink::Csv(w) => w.flush(),
+            Sink::Jsonl { out, .. } => out.flush(),
+        }
+        .map_err(|e| Error::io("timesheet", e))
+    }
+}
+
+/// ERPNext's Employee Checkin per punch: the employee (matched on its
+/// `attendance_device_id`), the site's local time as ERPNext stores it (no offset: ERPNext
+/// keeps naive times in its system zone, so a site's kiosks should report to an ERPNext of
+/// that zone), IN or OUT (none for `auto`), and the kiosk.
+fn write_erpnext(out: &mut dyn std::io::Write, punches: &[Punched]) -> Result<u64> {
+    for p in punches {
+        let log_type = match p.punch.direction() {
+            "in" => serde_json::Value::from("IN"),
+            "out" => serde_json::Value::from("OUT"),
+            _ => serde_json::Value::Null,
+        };
+        let row = serde_json::json!({
+            "employee_field_value": p.employee,
+            "timestamp": p.zone.local(p.wall_ms).format("%Y-%m-%d %H:%M:%S").to_string(),
+            "log_type": log_type,
+            "device_id": p.device,
+        });
+        writeln!(out, "{row}").map_err(|e| Error::io("timesheet", e))?;
+    }
+    out.flush().map_err(|e| Error::io("timesheet", e))?;
+    Ok(punches.len() as u64)
+}
+
+fn write_rows(w: &mut Sink<'_>, punches: &[Punched]) -> Result<u64> {
     w.write_record([
         "employee_id",
         "display_name",
@@ -189,25 +301,23 @@ fn write_rows<W: std::io::Write>(w: &mut csv::Writer<W>, punches: &[Punched]) ->
         "data_region",
         "punch",
         "time_local",
-    ])
-    .map_err(csv_err)?;
+    ])?;
     for p in punches {
         let utc = chrono::DateTime::from_timestamp_millis(p.wall_ms).unwrap_or_default();
         w.write_record([
-            &*csv_cell(&p.employee),
-            &*csv_cell(&p.display),
+            &*w.cell(&p.employee),
+            &*w.cell(&p.display),
             &p.work_date,
             &utc.format("%H:%M:%S").to_string(),
             p.punch.direction(),
             p.method,
-            &*csv_cell(&p.device),
-            &*csv_cell(&p.site),
+            &*w.cell(&p.device),
+            &*w.cell(&p.site),
             &p.uuid,
-            &*csv_cell(&p.region),
+            &*w.cell(&p.region),
             p.punch.as_str(),
             &p.local(),
-        ])
-        .map_err(csv_err)?;
+        ])?;
     }
     Ok(punches.len() as u64)
 }
@@ -278,11 +388,7 @@ fn pair_day<'a>(day: &[&'a Punched], first_last: bool) -> Vec<Span<'a>> {
     spans
 }
 
-fn write_pairs<W: std::io::Write>(
-    w: &mut csv::Writer<W>,
-    punches: &[Punched],
-    first_last: bool,
-) -> Result<u64> {
+fn write_pairs(w: &mut Sink<'_>, punches: &[Punched], first_last: bool) -> Result<u64> {
     w.write_record([
         "employee_id",
         "display_name",
@@ -296,8 +402,7 @@ fn write_pairs<W: std::io::Write>(
         "in_device",
         "out_device",
         "note",
-    ])
-    .map_err(csv_err)?;
+    ])?;
     let mut days: BTreeMap<(&str, &str), Vec<&Punched>> = BTreeMap::new();
     for p in punches {
         days.entry((&p.employee, &p.work_date)).or_default().push(p);
@@ -317,21 +422,22 @@ fn write_pairs<W: std::io::Write>(
             };
             let field =
                 |p: Option<&Punched>, f: &dyn Fn(&Punched) -> String| p.map(f).unwrap_or_default();
-            w.write_record([
-                &*csv_cell(employee),
-                &*csv_cell(&any.display),
-                &*csv_cell(&any.site),
-                date,
-                &field(s.start, &|p| p.local()),
-                &field(s.end, &|p| p.local()),
-                &hours,
-                &field(s.start, &|p| p.punch.as_str().into()),
-                &field(s.end, &|p| p.punch.as_str().into()),
-                &field(s.start, &|p| csv_cell(&p.device).into_owned()),
-                &field(s.end, &|p| csv_cell(&p.device).into_owned()),
-                note,
-            ])
-            .map_err(csv_err)?;
+            let cell = |s: &str| w.cell(s).into_owned();
+            let record = [
+                cell(employee),
+                cell(&any.display),
+                cell(&any.site),
+                date.to_string(),
+                field(s.start, &|p| p.local()),
+                field(s.end, &|p| p.local()),
+                hours,
+                field(s.start, &|p| p.punch.as_str().into()),
+                field(s.end, &|p| p.punch.as_str().into()),
+                field(s.start, &|p| cell(&p.device)),
+                field(s.end, &|p| cell(&p.device)),
+                note.to_string(),
+            ];
+            w.write_record(record.iter().map(String::as_str))?;
             n += 1;
         }
     }
