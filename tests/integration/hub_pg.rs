@@ -17,7 +17,7 @@ use common::net::{Fault, FaultProxy, block};
 
 fn postgres_hub(dir: &Path) -> DbSpec {
     DbSpec {
-        location: clockface::hub::sql::DbLocation::Postgres(common::pg::shared().new_database()),
+        location: clockface::hub::sql::DbLocation::Postgres(common::pg::shared().new_database().unwrap()),
         template_key: Some(dir.join("hub.templates.key")),
     }
 }
@@ -299,7 +299,7 @@ fn a_wrong_database_url_or_missing_key_is_named() {
     assert_ne!(code, 0);
     assert!(err.contains("URL is not valid"), "{err}");
     // No template key named for a database every replica shares.
-    let (code, err) = run(&server.new_database(), &[]);
+    let (code, err) = run(&server.new_database().unwrap(), &[]);
     assert_ne!(code, 0);
     assert!(err.contains("--template-key"), "{err}");
 }
@@ -322,9 +322,9 @@ fn paired_kiosk(db: &DbSpec, dir: &Path) -> (Served, Store, Config) {
 #[test]
 fn postgresql_stopped_mid_run_loses_nothing_and_the_hub_reconnects() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = common::pg::PgServer::start();
+    let mut server = common::pg::PgServer::start().unwrap();
     let db = DbSpec {
-        location: clockface::hub::sql::DbLocation::Postgres(server.new_database()),
+        location: clockface::hub::sql::DbLocation::Postgres(server.new_database().unwrap()),
         template_key: Some(dir.path().join("hub.templates.key")),
     };
     let (hubp, mut store, cfg) = paired_kiosk(&db, dir.path());
@@ -348,7 +348,7 @@ fn postgresql_stopped_mid_run_loses_nothing_and_the_hub_reconnects() {
         "the hub keeps running while its database is down"
     );
 
-    server.run();
+    server.run().unwrap();
     round(&mut store).unwrap();
     assert_eq!(store.queued(OutboxChain::Checkins).unwrap(), 0);
     let h = HubDb::open_spec(&db, &Default::default()).unwrap();
@@ -378,7 +378,7 @@ fn a_full_postgresql_disk_is_named_and_nothing_is_lost() {
         .arg(dir.path())
         .status();
     let server = common::pg::shared();
-    let url = server.new_database();
+    let url = server.new_database().unwrap();
     let db = DbSpec {
         location: clockface::hub::sql::DbLocation::Postgres(url.clone()),
         template_key: Some(dir.path().join("hub.templates.key")),
@@ -424,7 +424,7 @@ fn a_full_postgresql_disk_is_named_and_nothing_is_lost() {
 #[test]
 fn a_database_at_an_older_schema_is_migrated_and_a_newer_one_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let url = common::pg::shared().new_database();
+    let url = common::pg::shared().new_database().unwrap();
     let db = DbSpec {
         location: clockface::hub::sql::DbLocation::Postgres(url.clone()),
         template_key: Some(dir.path().join("hub.templates.key")),
@@ -453,7 +453,7 @@ fn a_database_at_an_older_schema_is_migrated_and_a_newer_one_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     let fleet = h.fleet(None, common::net::now_ms()).unwrap();
     assert_eq!(fleet.len(), 1);
     assert_eq!(

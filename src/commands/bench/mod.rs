@@ -13,6 +13,7 @@
 
 pub(crate) mod hr;
 pub(crate) mod measure;
+pub mod pgtmp;
 pub(crate) mod store;
 pub(crate) mod sync;
 pub(crate) mod vision;
