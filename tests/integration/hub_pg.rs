@@ -17,7 +17,9 @@ use common::net::{Fault, FaultProxy, block};
 
 fn postgres_hub(dir: &Path) -> DbSpec {
     DbSpec {
-        location: clockface::hub::sql::DbLocation::Postgres(common::pg::shared().new_database().unwrap()),
+        location: clockface::hub::sql::DbLocation::Postgres(
+            common::pg::shared().new_database().unwrap(),
+        ),
         template_key: Some(dir.join("hub.templates.key")),
     }
 }

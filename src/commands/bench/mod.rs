@@ -10,8 +10,11 @@
 //!   demo's tap-to-verdict with and without 200 ZK connections.
 //! - `sync`: one sync round uploading a large queue to `clockface-hub` on loopback: time,
 //!   records per second and the peak memory of both processes.
+//! - `hub`: simulated kiosks syncing to one and two hub replicas on SQLite and PostgreSQL,
+//!   and a month's timesheet among 10 M stored entries.
 
 pub(crate) mod hr;
+pub(crate) mod hub;
 pub(crate) mod measure;
 pub mod pgtmp;
 pub(crate) mod store;
@@ -48,6 +51,29 @@ pub enum BenchCmd {
         /// Entries per upload (1-1000).
         #[arg(long, default_value_t = 500)]
         batch_size: u32,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Simulated kiosks syncing to 1 and 2 clockface-hub replicas on SQLite and PostgreSQL
+    /// (sustained check-ins/s, round latency, the fleet one hub carries at one sync a minute),
+    /// and a month's timesheet for 1,000 employees among many stored entries.
+    Hub {
+        /// Simulated kiosks (each a store with its own key).
+        #[arg(long, default_value_t = 200)]
+        kiosks: usize,
+        /// Seconds per run.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Check-ins each kiosk records between two syncs.
+        #[arg(long, default_value_t = 5)]
+        per_round: usize,
+        /// Engines: sqlite, postgres or both (PostgreSQL: a throwaway initdb cluster).
+        #[arg(long, default_value = "sqlite,postgres")]
+        engines: String,
+        /// Stored entries for the timesheet run (0 skips it).
+        #[arg(long, default_value_t = 10_000_000)]
+        timesheet_entries: u64,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -92,6 +118,24 @@ impl BenchCmd {
             } => {
                 init_logging("warn");
                 sync::sync(records, batch_size, json, out).map(drop)
+            }
+            BenchCmd::Hub {
+                kiosks,
+                seconds,
+                per_round,
+                engines,
+                timesheet_entries,
+                json,
+            } => {
+                init_logging("warn");
+                let b = hub::HubBench {
+                    kiosks,
+                    seconds,
+                    per_round,
+                    engines: engines.split(',').map(|e| e.trim().to_owned()).collect(),
+                    timesheet_entries,
+                };
+                hub::hub(&b, json, out)
             }
             BenchCmd::Hr { records, no_demo } => {
                 init_logging("warn");

@@ -80,4 +80,3 @@ pub fn shared() -> &'static PgServer {
         s
     })
 }
-
