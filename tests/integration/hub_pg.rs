@@ -479,3 +479,89 @@ fn a_database_at_an_older_schema_is_migrated_and_a_newer_one_refused() {
         "{e}"
     );
 }
+
+/// Every byte a PostgreSQL cluster wrote under `dir` (tables, WAL), concatenated.
+fn cluster_bytes(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                all.extend(b);
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn templates_reach_postgresql_only_sealed_and_are_served_only_to_their_site() {
+    use base64::Engine;
+    use clockface::base::protocol::{ConsentScope, RosterConsent, RosterEmployee, RosterTemplate};
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::pg::PgServer::start().unwrap();
+    let db = DbSpec {
+        location: clockface::hub::sql::DbLocation::Postgres(server.new_database().unwrap()),
+        template_key: Some(dir.path().join("hub.templates.key")),
+    };
+    // A recognisable embedding: 64 floats whose bytes cannot occur by chance.
+    let v: Vec<f32> = (0..64)
+        .map(|i| 0.123_456_79 + i as f32 * 0.001_953_1)
+        .collect();
+    let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let mut h = HubDb::open_spec(&db, &Default::default()).unwrap();
+    let person = |id: &str, site: &str| RosterEmployee {
+        id: id.into(),
+        display_name: "Ada".into(),
+        active: true,
+        is_admin: false,
+        badges: vec![],
+        consent: Some(RosterConsent {
+            given: true,
+            text_version: "v1".into(),
+            scope: ConsentScope::Site,
+        }),
+        templates: vec![RosterTemplate {
+            model: Config::default().vision.embedder.name().into(),
+            embedding: base64::engine::general_purpose::STANDARD.encode(&raw),
+        }],
+        birth_year: None,
+        is_minor: None,
+        sites: vec![site.into()],
+    };
+    h.import_roster(&[person("E1", "HQ"), person("E2", "Plant 7")], false)
+        .unwrap();
+    // Kiosks of each site: only their own people, and those with their templates.
+    let hubp = serve(&db);
+    let mut hq = common::open(&dir.path().join("hq")).0;
+    let cfg = config(&hubp.url);
+    let c = h
+        .create_pairing_code("HQ", 3_600_000, None, common::net::now_ms())
+        .unwrap();
+    block(clockface::sync::pair(&mut hq, &cfg, &hubp.url, &c)).unwrap();
+    let s = Syncer::for_store(&hq, &cfg).unwrap().unwrap();
+    block(s.round(&mut hq)).unwrap();
+    assert_eq!(hq.templates("E1").unwrap()[0].vector, v);
+    assert!(hq.templates("E2").unwrap().is_empty(), "not of this site");
+    // Checkpoint so that everything is in the table files as well as the WAL.
+    common::pg::raw_sql(&db, "CHECKPOINT");
+    assert!(
+        !common::contains(&cluster_bytes(&server.data_dir()), &raw),
+        "the plain template is nowhere in the cluster's files"
+    );
+    h.delete_employee("E1").unwrap();
+    common::pg::raw_sql(&db, "CHECKPOINT");
+    assert!(!common::contains(&cluster_bytes(&server.data_dir()), &raw));
+    // What the deleted rows leave in dead tuples is ciphertext; rotating the key re-seals the
+    // rest and leaves no key that opens it.
+    let key = std::fs::read(dir.path().join("hub.templates.key")).unwrap();
+    assert_eq!(h.rotate_template_key().unwrap(), 1);
+    assert_ne!(
+        std::fs::read(dir.path().join("hub.templates.key")).unwrap(),
+        key
+    );
+    drop(hubp);
+}

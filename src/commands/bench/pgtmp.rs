@@ -161,6 +161,11 @@ impl PgServer {
         Ok(())
     }
 
+    /// The cluster's data directory (for tests that scan what the server wrote to disk).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The URL of database `db` on this server.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://clockface@127.0.0.1:{}/{db}", self.port)
