@@ -35,9 +35,16 @@ use db::{ApiFailure, Chain, HubDb};
 
 /// Shared state of the running hub.
 pub struct Hub {
-    db: Mutex<HubDb>,
+    /// Database connections, each used by one request at a time: one for SQLite (its writers
+    /// take turns anyway), several for PostgreSQL so that requests of different kiosks run
+    /// side by side.
+    db: Vec<Mutex<HubDb>>,
+    next: std::sync::atomic::AtomicUsize,
     clock: Arc<dyn Clock>,
 }
+
+/// Connections a hub on PostgreSQL keeps open.
+const PG_CONNECTIONS: usize = 4;
 
 impl Hub {
     /// Opens the hub database.
@@ -60,8 +67,18 @@ impl Hub {
         clock: Arc<dyn Clock>,
         cfg: &db::HubConfig,
     ) -> crate::base::error::Result<Arc<Hub>> {
+        let first = HubDb::open_spec(spec, cfg)?;
+        let n = match first.engine() {
+            sql::Engine::Sqlite => 1,
+            sql::Engine::Postgres => PG_CONNECTIONS,
+        };
+        let mut db = vec![Mutex::new(first)];
+        for _ in 1..n {
+            db.push(Mutex::new(HubDb::open_spec(spec, cfg)?));
+        }
         Ok(Arc::new(Hub {
-            db: Mutex::new(HubDb::open_spec(spec, cfg)?),
+            db,
+            next: std::sync::atomic::AtomicUsize::new(0),
             clock,
         }))
     }
@@ -74,7 +91,17 @@ impl Hub {
         let hub = self.clone();
         tokio::task::spawn_blocking(move || {
             let now = hub.clock.wall_ms();
-            let mut db = hub.db.lock().unwrap_or_else(|p| p.into_inner());
+            // A free connection if there is one, else wait for the next in turn.
+            let mut db = hub
+                .db
+                .iter()
+                .find_map(|m| m.try_lock().ok())
+                .unwrap_or_else(|| {
+                    let i = hub.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    hub.db[i % hub.db.len()]
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                });
             f(&mut db, now)
         })
         .await
@@ -153,10 +180,16 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
+    // Each PostgreSQL connection (the requests' and the webhook thread's) holds a socket and
+    // its driver's runtime: room for them stays free of kiosk connections.
+    let reserved = match hub.db.first().map(|d| d.lock().map(|d| d.engine())) {
+        Some(Ok(sql::Engine::Postgres)) => (hub.db.len() + 1) * 8,
+        _ => 0,
+    };
     server::serve(
         listener,
         router(hub),
-        server::Limits::for_this_process(),
+        server::Limits::for_this_process(reserved),
         shutdown,
     )
     .await

@@ -42,8 +42,8 @@ pub struct Limits {
 
 impl Limits {
     /// Defaults, with the connection cap kept below the process's open-file limit (leaving
-    /// room for the database, the listener and the logs).
-    pub fn for_this_process() -> Limits {
+    /// room for the database, the listener and the logs, and `reserved` more).
+    pub fn for_this_process(reserved: usize) -> Limits {
         let mut rl = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
@@ -57,7 +57,7 @@ impl Limits {
         Limits {
             header_read: Duration::from_secs(10),
             lifetime: Duration::from_secs(120),
-            max_connections: files.saturating_sub(24).clamp(4, 4096),
+            max_connections: files.saturating_sub(24 + reserved).clamp(4, 4096),
             grace: Duration::from_secs(5),
         }
     }

@@ -84,13 +84,15 @@ impl Deliverer {
             .map_err(|e| crate::base::error::Error::Network(format!("http client: {e}")))?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        // Made now, while descriptors are free: a flood of kiosk connections later cannot
+        // keep deliveries from starting.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| crate::base::error::Error::io("webhook runtime", e))?;
         let thread = std::thread::Builder::new()
             .name("webhooks".into())
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for webhook deliveries");
                 let clock = SystemClock::new();
                 while !flag.load(Ordering::Relaxed) {
                     let now = clock.wall_ms();
