@@ -101,6 +101,14 @@ pub fn kiosk_status(
     }
 }
 
+/// What the heartbeats say of the camera and the face models (the same words as `/health`).
+pub fn status_probe(
+    camera: watch::Receiver<CameraStatus>,
+    face: FaceAvailability,
+) -> crate::sync::StatusProbe {
+    Arc::new(move || kiosk_status(&face, &camera.borrow()))
+}
+
 /// What the kiosk loop shares with the endpoint.
 pub struct Shared {
     started: Instant,

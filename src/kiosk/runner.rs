@@ -561,18 +561,15 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Kiosk> {
     };
     let gpio = crate::hw::gpio::open(&config.gpio, clock.clone())?;
     let (badge, _) = crate::hw::badge::open(&config.badge)?;
+    let opts = crate::store::StoreOptions::from_config(&config);
+    let probe = super::health::status_probe(camera.status.clone(), availability.clone());
     let outbox = Some(crate::sync::spawn_outbox(
-        crate::store::StoreOptions::from_config(&config),
+        opts.clone(),
         config.clone(),
         clock.clone(),
-        Some(status_probe(camera.status.clone(), availability.clone())),
+        Some(probe),
     )?);
-    let hr = HrLinks::start(
-        &config,
-        &crate::store::StoreOptions::from_config(&config),
-        store.identity().device_id,
-        clock.clone(),
-    )?;
+    let hr = HrLinks::start(&config, &opts, store.identity().device_id, clock.clone())?;
     Ok(Kiosk {
         config,
         store,
@@ -585,14 +582,6 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Kiosk> {
         outbox,
         hr,
     })
-}
-
-/// What the heartbeats say of the camera and the face models.
-pub fn status_probe(
-    camera: tokio::sync::watch::Receiver<crate::camera::CameraStatus>,
-    face: crate::vision::FaceAvailability,
-) -> crate::sync::StatusProbe {
-    Arc::new(move || super::health::kiosk_status(&face, &camera.borrow()))
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.

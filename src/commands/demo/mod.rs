@@ -221,7 +221,7 @@ fn run_with_window(
     );
     let mut kiosk = kiosk.with_hr()?;
     let probe =
-        crate::kiosk::runner::status_probe(kiosk.camera.status.clone(), kiosk.availability.clone());
+        crate::kiosk::health::status_probe(kiosk.camera.status.clone(), kiosk.availability.clone());
     kiosk.outbox = Some(crate::sync::spawn_outbox(
         StoreOptions::from_config(&config),
         config.clone(),
