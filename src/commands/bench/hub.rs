@@ -101,7 +101,7 @@ fn hub_args(spec: &DbSpec) -> Vec<String> {
 }
 
 /// `clockface-hub serve` on a free port; returns it and its URL.
-fn serve(spec: &DbSpec) -> Result<(Child, String)> {
+pub(super) fn serve(spec: &DbSpec) -> Result<(Child, String)> {
     use std::io::BufRead;
     let exe = hub_exe()?;
     let mut child = Command::new(&exe)
@@ -120,6 +120,17 @@ fn serve(spec: &DbSpec) -> Result<(Child, String)> {
         return Err(Error::invalid("clockface-hub serve", "did not start"));
     }
     Ok((child, url))
+}
+
+/// A one-time pairing code for `site` from `clockface-hub pairing-code`.
+pub(super) fn pairing_code(spec: &DbSpec, site: &str) -> Result<String> {
+    let exe = hub_exe()?;
+    let out = Command::new(&exe)
+        .args(hub_args(spec))
+        .args(["pairing-code", "--site", site])
+        .output()
+        .map_err(|e| Error::io(&exe, e))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn stop(mut c: Child) {
@@ -179,18 +190,12 @@ fn fleet(
         .enable_all()
         .build()
         .map_err(|e| Error::io("runtime", e))?;
-    let exe = hub_exe()?;
     for k in 0..b.kiosks {
         let mut store = Store::open(
             &options(&dir.join(format!("k{k}"))),
             Arc::new(SystemClock::new()),
         )?;
-        let code = Command::new(&exe)
-            .args(hub_args(spec))
-            .args(["pairing-code", "--site", &format!("Site {}", k % 50)])
-            .output()
-            .map_err(|e| Error::io(&exe, e))?;
-        let code = String::from_utf8_lossy(&code.stdout).trim().to_owned();
+        let code = pairing_code(spec, &format!("Site {}", k % 50))?;
         let mut cfg = Config::default();
         cfg.sync.url = urls[k % replicas].clone();
         cfg.sync.timeout_seconds = 30;

@@ -1,7 +1,6 @@
 //! `bench sync`: a large queue uploaded to `clockface-hub` on loopback.
 
 use std::io::Write;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,7 +32,6 @@ pub struct SyncFigures {
 /// `clockface bench sync`: queues `records` check-ins, starts `clockface-hub` (the binary
 /// next to this one) on loopback, pairs, and times one sync round that uploads them all.
 pub fn sync(records: u64, batch_size: u32, json: bool, out: &mut dyn Write) -> Result<SyncFigures> {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().map_err(|e| Error::io("temporary dir", e))?;
     let kiosk_dir = dir.path().join("kiosk");
     let mut store = Store::open(&options(&kiosk_dir), Arc::new(SystemClock::new()))?;
@@ -52,29 +50,9 @@ pub fn sync(records: u64, batch_size: u32, json: bool, out: &mut dyn Write) -> R
         pb.finish_and_clear();
     }
 
-    let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
-    let hub_exe = exe.with_file_name("clockface-hub");
-    let hub_db = dir.path().join("hub.db");
-    let code = Command::new(&hub_exe)
-        .arg("--db")
-        .arg(&hub_db)
-        .args(["pairing-code", "--site", "bench"])
-        .output()
-        .map_err(|e| Error::io(&hub_exe, e))?;
-    let code = String::from_utf8_lossy(&code.stdout).trim().to_owned();
-    let mut hub = Command::new(&hub_exe)
-        .arg("--db")
-        .arg(&hub_db)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| Error::io(&hub_exe, e))?;
-    let mut line = String::new();
-    std::io::BufReader::new(hub.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .map_err(|e| Error::io("hub output", e))?;
-    let url = line.trim().trim_start_matches("listening on ").to_owned();
+    let spec = crate::hub::db::DbSpec::from(dir.path().join("hub.db").as_path());
+    let code = super::hub::pairing_code(&spec, "bench")?;
+    let (hub, url) = super::hub::serve(&spec)?;
 
     let mut cfg = crate::base::config::Config::default();
     cfg.sync.url = url.clone();
