@@ -87,8 +87,8 @@ pub fn camera_view(f: &Frame, rng: &mut impl Rng) -> Frame {
     out
 }
 
-/// Fits a photo into a `width` x `height` camera frame (scaled to fit, centred on the empty
-/// scene's grey), as the camera at the configured resolution would see it.
+/// Fits a photo into a `width` x `height` camera frame (scaled to fit, centred on a blurred
+/// version of itself), as the camera at the configured resolution would see it.
 pub fn fit(f: &Frame, width: u32, height: u32) -> Frame {
     if (f.width, f.height) == (width, height) {
         return f.clone();
@@ -99,7 +99,10 @@ pub fn fit(f: &Frame, width: u32, height: u32) -> Frame {
         ((f.height as f32 * s) as u32).max(1),
     );
     let scaled = f.resize(w, h);
-    let mut data = vec![96u8; (width * height * 3) as usize];
+    // Beside the photo, a soft version of the same scene rather than flat bars: a camera never
+    // shows bars, and an anti-spoofing model that looks beyond the face takes flat bars for the
+    // edge of a screen.
+    let mut data = f.resize(16, 12).resize(width, height).data;
     let (x0, y0) = ((width - w) / 2, (height - h) / 2);
     for y in 0..h {
         let src = &scaled.data[(y * w * 3) as usize..((y + 1) * w * 3) as usize];

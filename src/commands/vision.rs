@@ -46,6 +46,50 @@ pub enum VisionCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Bona fide frames and labelled synthetic attacks (print, screen, rephoto, lowres) made
+    /// from real photos, plus a genuine-pairs file for the known test photos.
+    MakeAttacks {
+        /// Directory to write into (bona_fide/, print/, screen/, rephoto/, lowres/).
+        #[arg(long)]
+        out: PathBuf,
+        /// Renderings of each kind per photo.
+        #[arg(long, default_value_t = 2)]
+        per_photo: usize,
+        /// Random seed (the same seed gives the same images).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Photos to start from [default: the real test photos fetched by models/fetch.py].
+        photos: Vec<PathBuf>,
+    },
+    /// Presentation-attack detection in ISO/IEC 30107-3 terms: APCER per attack type and
+    /// BPCER with 95 % upper bounds, per cue and fused; box jitter; flat-object test.
+    PadReport {
+        /// Directory of bona fide images.
+        #[arg(long)]
+        bona_fide: PathBuf,
+        /// TYPE=DIR, once per attack type.
+        #[arg(long = "attack", value_parser = parse_attack, required = true)]
+        attacks: Vec<(String, PathBuf)>,
+        /// File of genuine pairs (`IMAGE_A IMAGE_B` a line) for FNMR and FMR.
+        #[arg(long)]
+        genuine_pairs: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Write the score histograms to this PNG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// FMR and FNMR of every embedder, 1:1 and 1:N with the margin rule, and the largest
+    /// roster face-only identification suits.
+    MatchReport {
+        /// Genuine pairs file [default: the known test photos].
+        #[arg(long)]
+        genuine_pairs: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-stage medians at 1 and 2 threads, 1:N at 100,000 templates, peak RSS, Python ratio.
     Bench {
         /// Rounds over the photos.
@@ -72,6 +116,87 @@ impl VisionCmd {
                 image_b,
                 json,
             } => compare(&cfg, &image_a, &image_b, json, out).map(drop),
+            VisionCmd::MakeAttacks {
+                out: dir,
+                per_photo,
+                seed,
+                photos,
+            } => {
+                let photos =
+                    if photos.is_empty() {
+                        default_photos()?
+                            .into_iter()
+                            .chain(super::matching::KNOWN_PHOTOS.iter().map(|(f, _)| {
+                                crate::base::config::dev_cache().join("photos").join(f)
+                            }))
+                            .filter(|p| p.exists())
+                            .fold(Vec::new(), |mut v, p| {
+                                if !v.contains(&p) {
+                                    v.push(p);
+                                }
+                                v
+                            })
+                    } else {
+                        photos
+                    };
+                let _ = writeln!(
+                    out,
+                    "rendering from {} photos into {}",
+                    photos.len(),
+                    dir.display()
+                );
+                let n = super::pad::make_attacks(&photos, &dir, per_photo, seed, out)?;
+                let photo_dir = crate::base::config::dev_cache().join("photos");
+                let pairs =
+                    super::matching::write_known_pairs(&photo_dir, &dir.join("genuine-pairs.txt"))?;
+                let _ = writeln!(
+                    out,
+                    "wrote {n} images (attacks labelled synthetic) and {pairs} genuine pairs to {}",
+                    dir.display()
+                );
+                Ok(())
+            }
+            VisionCmd::PadReport {
+                bona_fide,
+                attacks,
+                genuine_pairs,
+                json,
+                plot,
+            } => {
+                let args = super::pad::PadArgs {
+                    bona_fide: &bona_fide,
+                    attacks: &attacks,
+                    genuine_pairs: genuine_pairs.as_deref(),
+                    plot: plot.as_deref(),
+                };
+                let mut progress = std::io::stderr();
+                let r = super::pad::pad_report(&cfg, &args, &mut progress)?;
+                emit(out, json, &r, |out| super::pad::print_report(&r, out));
+                Ok(())
+            }
+            VisionCmd::MatchReport {
+                genuine_pairs,
+                json,
+            } => {
+                let pairs = match genuine_pairs {
+                    Some(p) => p,
+                    None => {
+                        let p = std::env::temp_dir()
+                            .join(format!("clockface-pairs-{}.txt", std::process::id()));
+                        super::matching::write_known_pairs(
+                            &crate::base::config::dev_cache().join("photos"),
+                            &p,
+                        )?;
+                        p
+                    }
+                };
+                let mut text = Vec::new();
+                let r = super::matching::match_report(&cfg, &pairs, &mut text)?;
+                emit(out, json, &r, |out| {
+                    let _ = out.write_all(&text);
+                });
+                Ok(())
+            }
             VisionCmd::Bench {
                 frames,
                 images,
@@ -94,6 +219,17 @@ impl VisionCmd {
             }
         }
     }
+}
+
+/// `TYPE=DIR` of `--attack`.
+fn parse_attack(s: &str) -> std::result::Result<(String, PathBuf), String> {
+    let (k, d) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected TYPE=DIR, for example print=attacks/print"))?;
+    if k.is_empty() || d.is_empty() {
+        return Err(format!("{s:?}: both TYPE and DIR are needed"));
+    }
+    Ok((k.to_string(), PathBuf::from(d)))
 }
 
 fn load(cfg: &Config) -> Result<Vision> {
@@ -155,39 +291,51 @@ pub fn detect(
 pub struct LivenessResult {
     /// The image file.
     pub image: PathBuf,
-    /// Spoof score (lower is more live), when a usable face was found.
+    /// Fused attack score (0–1, lower is more live), when a usable face was found.
     pub score: Option<f32>,
     /// True when the face passes the gates, is sharp enough and scores below the threshold.
     pub live: bool,
-    /// Why: "live", the spoof score against the threshold, or the gate that failed.
+    /// Why: "live", the attack score against the threshold, or the gate that failed.
     pub reason: String,
     /// Edge pixels in the 256x256 crop (the sharpness gate needs 50).
     pub sharp_pixels: Option<usize>,
-    /// Threshold used.
+    /// Fused threshold used (`vision.pad_threshold`).
     pub threshold: f32,
+    /// Every cue: the DTN's spoof score, MiniFASNet's attack score, the moiré peak ratio.
+    pub cues: Option<crate::vision::liveness::LivenessFrame>,
 }
 
 /// Scores one image's face (one frame: the kiosk fuses several, see `quality`).
-pub fn liveness_of(
-    v: &mut Vision,
-    frame: &Frame,
-) -> Result<(Option<f32>, bool, String, Option<usize>)> {
+pub fn liveness_of(v: &mut Vision, frame: &Frame, path: &Path) -> Result<LivenessResult> {
     let faces = v
         .detect(frame)
         .map_err(|e| Error::invalid("face detection", e.to_string()))?;
     let (guidance, face) =
         quality::assess(frame, &faces, None, &quality::Gates::for_config(&v.config));
-    let Some(face) = face else {
-        return Ok((None, false, "no face".into(), None));
+    let thr = v.config.pad_threshold;
+    let mut r = LivenessResult {
+        image: path.to_owned(),
+        score: None,
+        live: false,
+        reason: "no face".into(),
+        sharp_pixels: None,
+        threshold: thr,
+        cues: None,
     };
-    let crop = liveness::crop(frame, face);
-    let sharp = liveness::sharp_pixels(&crop);
-    let score = v
-        .liveness
-        .infer(liveness::Liveness::preprocess(&crop))
-        .map_err(|e| Error::invalid("liveness", e.to_string()))?;
-    let thr = v.config.liveness_threshold;
-    let (live, reason) = if guidance != Guidance::Ok {
+    let Some(face) = face else { return Ok(r) };
+    let dtn_thr = v.config.liveness_threshold;
+    let cues = crate::vision::pad_frame(
+        &mut v.liveness,
+        &mut v.fasnet,
+        frame,
+        face,
+        true,
+        dtn_thr,
+        None,
+    )
+    .map_err(|e| Error::invalid("liveness", e.to_string()))?;
+    let (score, sharp) = (cues.score, cues.sharp_pixels);
+    (r.live, r.reason) = if guidance != Guidance::Ok {
         (false, format!("gate: {}", guidance.prompt()))
     } else if sharp < liveness::SHARP_MIN_PIXELS {
         (
@@ -198,11 +346,14 @@ pub fn liveness_of(
             ),
         )
     } else if score >= thr {
-        (false, format!("spoof score {score:.3} >= {thr}"))
+        (false, format!("attack score {score:.3} >= {thr}"))
     } else {
         (true, "live".to_string())
     };
-    Ok((Some(score), live, reason, Some(sharp)))
+    r.score = Some(score);
+    r.sharp_pixels = Some(sharp);
+    r.cues = Some(cues);
+    Ok(r)
 }
 
 /// `clockface vision liveness IMAGE...`.
@@ -216,15 +367,7 @@ pub fn liveness(
     let mut results = Vec::new();
     for path in images {
         let frame = Frame::open(path)?;
-        let (score, live, reason, sharp_pixels) = liveness_of(&mut v, &frame)?;
-        results.push(LivenessResult {
-            image: path.clone(),
-            score,
-            live,
-            reason,
-            sharp_pixels,
-            threshold: v.config.liveness_threshold,
-        });
+        results.push(liveness_of(&mut v, &frame, path)?);
     }
     emit(out, json, &results, |out| {
         for r in &results {

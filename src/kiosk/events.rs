@@ -308,6 +308,9 @@ pub enum VisionRequest {
     Identify,
     /// Enrolment: gates, liveness and embedding.
     Enrol,
+    /// Pre-roll (the runner's, never the machine's): the face in front of the idle kiosk,
+    /// analysed before anyone taps; no matching.
+    Track,
 }
 
 /// Thresholds the machine applies to what the runner measured.
@@ -317,8 +320,10 @@ pub struct Thresholds {
     pub verify: f32,
     /// 1:N similarity to identify.
     pub identify: f32,
-    /// Spoof score below which a frame looks live.
+    /// Fused attack score at or above which an attempt is a presentation attack.
     pub liveness: f32,
+    /// The DTN's own threshold, which puts its score on the fused scale.
+    pub dtn: f32,
     /// Good frames the liveness decision needs.
     pub liveness_frames: usize,
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::events::{Effect, Event, NoticeDue, Now, Person, Screen, Thresholds, VisionRequest};
+use super::events::{Effect, Event, NoticeDue, Now, Person, Thresholds, VisionRequest};
 use super::machine::Machine;
 use crate::base::badge::BadgeId;
 use crate::base::clock::Clock;
@@ -27,70 +27,23 @@ use crate::base::config::{Config, PolicyConfig, VisionConfig};
 use crate::base::error::{Error, Result};
 use crate::base::notify::Notifier;
 use crate::base::zone::SiteZone;
-use crate::camera::{Camera, CameraStatus};
+use crate::camera::Camera;
 use crate::hw::badge::BadgeReader;
 use crate::hw::gpio::{Gpio, Pin};
 use crate::store::Store;
-use crate::store::record::Outcome;
 use crate::vision::{FaceAvailability, Vision};
 
 mod actuator;
 mod hr;
+mod preroll;
+mod report;
 mod sources;
 mod worker;
 
 use actuator::Actuator;
 pub use hr::HrLinks;
+pub use report::{Report, UiInput};
 use worker::{Job, SharedGallery, build_gallery};
-
-/// Input from the touchscreen (or the demo script, or a test).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UiInput {
-    /// Digits typed on the PIN pad.
-    Pin(String),
-    /// Admin: start enrolment of an employee.
-    Enrol(String),
-    /// Admin: leave admin mode.
-    ExitAdmin,
-    /// The answer on the consent or new-notice screen, with the scope chosen.
-    Consent(bool, crate::base::protocol::ConsentScope),
-    /// A PIN typed for admin mode at the idle screen.
-    AdminPin(String),
-    /// An admin changed settings (already checked and stored): reload them.
-    SettingsChanged,
-    /// A punch-type button tapped at the idle screen.
-    Punch(crate::store::record::Punch),
-}
-
-/// What the kiosk did, for the demo's narration, tests and (later) the UI.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Report {
-    /// Face check-in availability at start.
-    Started(FaceAvailability),
-    /// The screen changed.
-    Screen(Screen),
-    /// A record was appended (durably).
-    Recorded {
-        /// Its sequence number.
-        seq: u64,
-        /// Accepted or rejected.
-        outcome: Outcome,
-        /// Failure reason code.
-        reason: String,
-        /// Employee id.
-        employee: String,
-    },
-    /// An output pin changed.
-    Pin(Pin, bool),
-    /// The camera's status changed.
-    Camera(CameraStatus),
-    /// Tap-to-verdict latency of a check-in, in milliseconds.
-    Latency(f64),
-    /// The PIR sensor saw someone approach while the kiosk was idle: wake the screen.
-    Motion,
-    /// Something failed; the kiosk carries on.
-    Error(String),
-}
 
 /// Everything the kiosk runs with.
 pub struct Kiosk {
@@ -211,7 +164,8 @@ fn thresholds(v: &VisionConfig) -> Thresholds {
     Thresholds {
         verify: v.match_threshold(),
         identify: v.identify_threshold(),
-        liveness: v.liveness_threshold,
+        liveness: v.pad_threshold,
+        dtn: v.liveness_threshold,
         liveness_frames: v.liveness_frames as usize,
     }
 }
@@ -228,6 +182,12 @@ struct VisionFeed {
     templates: Vec<Vec<f32>>,
     /// The face found in the last analysed frame.
     prev_face: Option<crate::vision::detect::Face>,
+    /// The last second of the face in front of the idle kiosk.
+    preroll: preroll::PreRoll,
+    /// A badge was just read: hand the pre-roll to the capture it starts.
+    armed: bool,
+    /// The frame the last pre-roll job analysed (the same frame is not analysed twice).
+    last_track_frame: Option<Arc<crate::base::frame::Frame>>,
 }
 
 /// Everything the loop keeps between events.
@@ -296,6 +256,9 @@ impl Runner {
             a.wake.notify_one();
         }
         drop(_g);
+        if std::mem::take(&mut self.feed.armed) {
+            self.replay_preroll();
+        }
         if let Some((h, _)) = &self.health {
             // "updating" is the screen at the door: only once no check-in is under way.
             let busy = !self.machine.is_idle();
@@ -306,16 +269,30 @@ impl Runner {
 
     /// Sends the newest frame to the worker while the machine wants one and none is in flight.
     fn feed_vision(&mut self) {
-        let request = self.machine.vision_request();
+        let mut request = self.machine.vision_request();
+        if request == VisionRequest::Off && self.preroll_wanted() {
+            request = VisionRequest::Track;
+        }
         let f = &mut self.feed;
         if request != f.since.0 {
             f.since = (request.clone(), Instant::now());
         }
         if request == VisionRequest::Off {
             f.prev_face = None;
+            f.preroll.clear();
         } else if !f.busy
             && let (Some(tx), Some(frame)) = (&f.jobs, self.k.camera.latest_since(f.since.1))
         {
+            if request == VisionRequest::Track {
+                if f.last_track_frame
+                    .as_ref()
+                    .is_some_and(|l| Arc::ptr_eq(l, &frame))
+                {
+                    return;
+                }
+                f.last_track_frame = Some(frame.clone());
+                f.preroll.last_probe = Some(Instant::now());
+            }
             let job = Job {
                 frame,
                 request,
@@ -442,6 +419,9 @@ pub async fn run(
             since: (VisionRequest::Off, Instant::now()),
             templates: Vec::new(),
             prev_face: None,
+            preroll: Default::default(),
+            armed: false,
+            last_track_frame: None,
         },
         act: Actuator {
             pending: Vec::new(),

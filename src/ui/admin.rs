@@ -84,8 +84,11 @@ impl StoreAdmin {
                         ),
                     })
                     .collect::<Vec<_>>();
+                let faces = self.store.stats()?.employees;
                 let notice = if rows.is_empty() {
                     "no_match".into()
+                } else if c.policy.face_only && faces > c.vision.embedder.face_only_max_roster() {
+                    "face_only_roster_large".into()
                 } else {
                     String::new()
                 };

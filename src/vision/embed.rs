@@ -47,7 +47,7 @@ impl Embedder {
                     .collect();
                 (vec![n, 112, 112, 3], data)
             }
-            EmbedderKind::Sface => {
+            EmbedderKind::Sface | EmbedderKind::SfaceInt8 => {
                 let mut data = vec![0f32; n * 3 * 112 * 112];
                 for (k, c) in crops.iter().enumerate() {
                     let base = k * 3 * 112 * 112;
@@ -75,7 +75,7 @@ impl Embedder {
         let dims = self.kind.dims();
         let input = match self.kind {
             EmbedderKind::Mobilefacenet => "input",
-            EmbedderKind::Sface => "data",
+            EmbedderKind::Sface | EmbedderKind::SfaceInt8 => "data",
         };
         let n = shape[0];
         let tensor = Tensor::from_array((shape, data)).map_err(err)?;
@@ -99,7 +99,7 @@ impl Embedder {
         let mut out = Vec::with_capacity(crops.len());
         let batches: Vec<&[&Frame]> = match self.kind {
             EmbedderKind::Mobilefacenet => vec![crops],
-            EmbedderKind::Sface => crops.chunks(1).collect(),
+            EmbedderKind::Sface | EmbedderKind::SfaceInt8 => crops.chunks(1).collect(),
         };
         for batch in batches {
             if batch.is_empty() {

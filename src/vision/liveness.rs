@@ -6,8 +6,9 @@
 //! is below the threshold (0.2 by default). The source app also refuses blurry crops: at least
 //! 50 grey pixels must have a Laplacian response above 50.
 //!
-//! One frame is weak evidence; [`super::quality`] fuses several frames with quality gates and
-//! motion cues and asks for an active challenge when the evidence stays weak.
+//! The DTN is one of three cues: [`super::fusion`] weighs it with MiniFASNet ([`super::pad`])
+//! and the moiré spectrum, and [`super::quality`] fuses the frames of an attempt with the
+//! flat-object test, asking for an active challenge when the evidence stays weak.
 
 use ort::session::Session;
 use ort::value::Tensor;
@@ -24,13 +25,44 @@ pub const SHARP_LAPLACIAN: f32 = 50.0;
 /// Edge pixels the crop needs to count as sharp.
 pub const SHARP_MIN_PIXELS: usize = 50;
 
-/// What one frame says about liveness.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What one frame says about liveness: every cue, and their fusion.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LivenessFrame {
-    /// Spoof score Σ|score_i|·mask_i (lower is more live).
+    /// Fused attack score of this frame, 0–1 (lower is more live; see [`super::fusion`]).
     pub score: f32,
+    /// The DTN's spoof score Σ|score_i|·mask_i, on the frames it ran on.
+    pub dtn: Option<f32>,
+    /// MiniFASNet's attack score, 1 − P(live), median over jittered crops.
+    pub fasnet: f32,
+    /// Moiré peak ratio of the face's centre, dB.
+    pub moire_db: f32,
     /// Grey pixels of the 256x256 crop with Laplacian response above 50.
     pub sharp_pixels: usize,
+}
+
+impl LivenessFrame {
+    /// A frame whose every cue says `attack` (0–1) on the common scale of a DTN threshold of
+    /// 0.2, so that their fusion is `attack` too: for tests and simulations of the machine.
+    pub fn with_attack(attack: f32, sharp_pixels: usize) -> LivenessFrame {
+        let a = attack.clamp(1e-4, 1.0 - 1e-4);
+        let odds = a / (1.0 - a);
+        LivenessFrame {
+            score: a,
+            dtn: Some(0.2 * odds),
+            fasnet: a,
+            moire_db: super::fusion::MOIRE_DB + super::fusion::MOIRE_SCALE * odds.ln(),
+            sharp_pixels,
+        }
+    }
+
+    /// The cues, for fusion.
+    pub fn cues(&self) -> super::fusion::Cues {
+        super::fusion::Cues {
+            fasnet: self.fasnet,
+            dtn: self.dtn,
+            moire_db: self.moire_db,
+        }
+    }
 }
 
 /// The anti-spoofing model and its session.
@@ -109,14 +141,10 @@ impl Liveness {
         Ok(scores.iter().zip(mask).map(|(s, m)| s.abs() * m).sum())
     }
 
-    /// Scores one face in one frame.
-    pub fn check(&mut self, frame: &Frame, face: &Face) -> Result<LivenessFrame, ModelError> {
+    /// The DTN's spoof score of one face and the crop's edge pixels.
+    pub fn check(&mut self, frame: &Frame, face: &Face) -> Result<(f32, usize), ModelError> {
         let c = crop(frame, face);
         let sharp = sharp_pixels(&c);
-        let score = self.infer(Self::preprocess(&c))?;
-        Ok(LivenessFrame {
-            score,
-            sharp_pixels: sharp,
-        })
+        Ok((self.infer(Self::preprocess(&c))?, sharp))
     }
 }

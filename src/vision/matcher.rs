@@ -112,12 +112,12 @@ impl Gallery {
             .max_by(|a, b| a.score.total_cmp(&b.score))
     }
 
-    /// Best match: int8 scan (split over the rayon pool's threads), then exact re-scoring of
-    /// the top candidates.
-    pub fn best(&self, probe: &[f32]) -> Option<Hit> {
+    /// The int8 scan's best candidates (split over the rayon pool's threads), re-scored
+    /// exactly, best first.
+    fn candidates(&self, probe: &[f32]) -> Vec<Hit> {
         use rayon::prelude::*;
         if self.is_empty() {
-            return None;
+            return Vec::new();
         }
         let (pq, ps) = quantise(probe);
         // Slices of 8,192 templates (1.5 MiB of int8 at 192-d): big enough to amortise the
@@ -147,7 +147,7 @@ impl Gallery {
                 top
             })
             .collect();
-        candidates
+        let mut hits: Vec<Hit> = candidates
             .iter()
             .map(|&(_, index)| Hit {
                 index,
@@ -156,7 +156,27 @@ impl Gallery {
                     &self.exact[index * self.dims..(index + 1) * self.dims],
                 ),
             })
-            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits
+    }
+
+    /// Best match: int8 scan, then exact re-scoring of the top candidates.
+    pub fn best(&self, probe: &[f32]) -> Option<Hit> {
+        self.candidates(probe).into_iter().next()
+    }
+
+    /// Best match and the best score of anyone else (None when nobody else is near), for the
+    /// face-only margin rule: a stranger tends to sit about as close to two people.
+    pub fn best_and_runner_up(&self, probe: &[f32]) -> Option<(Hit, Option<f32>)> {
+        let hits = self.candidates(probe);
+        let best = *hits.first()?;
+        let owner = self.owners[best.index];
+        let second = hits
+            .iter()
+            .find(|h| self.owners[h.index] != owner)
+            .map(|h| h.score);
+        Some((best, second))
     }
 }
 

@@ -10,12 +10,18 @@
 //! and why, and the kiosk runs in badge + PIN mode ([`FaceAvailability::Unavailable`]).
 
 pub mod align;
+pub mod attack;
 pub mod detect;
 pub mod embed;
+pub mod eval;
+pub mod flat;
+pub mod fusion;
 pub mod liveness;
 pub(crate) mod matcher;
+pub mod pad;
 pub mod quality;
 pub(crate) mod runtime;
+pub mod spectrum;
 
 use std::time::Instant;
 
@@ -26,6 +32,7 @@ use crate::base::frame::Frame;
 use detect::{Detector, Face};
 use embed::Embedder;
 use liveness::{Liveness, LivenessFrame};
+use pad::Fasnet;
 use quality::{Gates, Guidance};
 pub use runtime::ModelError;
 
@@ -33,6 +40,8 @@ pub use runtime::ModelError;
 pub const DETECTOR_FILE: &str = "face_detection_yunet_2023mar_dynamic.onnx";
 /// The converted anti-spoofing model.
 pub const LIVENESS_FILE: &str = "face_antispoofing.onnx";
+/// The second anti-spoofing model (MiniFASNet-style, from npm).
+pub const FASNET_FILE: &str = "fr_liveness.onnx";
 
 /// Whether face check-in can be offered, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,10 +63,12 @@ pub struct StageTimes {
     pub detect_ms: f64,
     /// Alignment warp.
     pub align_ms: f64,
-    /// Liveness crop, sharpness and model.
+    /// Liveness: crops, sharpness, the DTN when due, MiniFASNet's crops, the moiré cue.
     pub liveness_ms: f64,
     /// Embedding.
     pub embed_ms: f64,
+    /// Liveness and embedding together (less than their sum when they ran side by side).
+    pub analysis_ms: f64,
 }
 
 /// Everything learnt from one frame.
@@ -84,10 +95,52 @@ pub struct Vision {
     pub detector: Detector,
     /// Embedding model.
     pub embedder: Embedder,
-    /// Anti-spoofing model.
+    /// Anti-spoofing model (DTN).
     pub liveness: Liveness,
+    /// Second anti-spoofing model (MiniFASNet).
+    pub fasnet: Fasnet,
     /// The config it was loaded with.
     pub config: VisionConfig,
+    /// Frames of the tracked face since the DTN last ran.
+    since_dtn: u32,
+    /// Frames analysed so far: picks the MiniFASNet crop of each.
+    frames_analysed: usize,
+}
+
+/// Every liveness cue of one face in one frame: the DTN only when `with_dtn`; MiniFASNet on
+/// every jittered crop (`which: None`, for single images) or only on jitter `which` (modulo
+/// their number; the kiosk cycles through them frame by frame).
+pub fn pad_frame(
+    dtn: &mut Liveness,
+    fasnet: &mut Fasnet,
+    frame: &Frame,
+    face: &Face,
+    with_dtn: bool,
+    dtn_threshold: f32,
+    which: Option<usize>,
+) -> Result<LivenessFrame, ModelError> {
+    let crop = liveness::crop(frame, face);
+    let sharp_pixels = liveness::sharp_pixels(&crop);
+    let dtn = if with_dtn {
+        Some(dtn.infer(Liveness::preprocess(&crop))?)
+    } else {
+        None
+    };
+    let mut out = LivenessFrame {
+        score: 0.0,
+        dtn,
+        fasnet: match which {
+            None => fasnet.check(frame, face)?,
+            Some(k) => {
+                let j = pad::FRAME_JITTERS[k % pad::FRAME_JITTERS.len()];
+                fasnet.check_crops(frame, face, &[j])?
+            }
+        },
+        moire_db: spectrum::moire_db(frame, face.bbox),
+        sharp_pixels,
+    };
+    out.score = fusion::fuse(out.cues(), dtn_threshold);
+    Ok(out)
 }
 
 fn ms(t: Instant) -> f64 {
@@ -95,37 +148,36 @@ fn ms(t: Instant) -> f64 {
 }
 
 impl Vision {
-    /// Loads ONNX Runtime and the three models, checking each file against the lock.
+    /// Loads ONNX Runtime and the four models, checking each file against the lock. With
+    /// `parallel`, the liveness models and the embedder get one thread each, since they run
+    /// side by side.
     pub fn load(cfg: &VisionConfig) -> Result<Vision, ModelError> {
         let dir = cfg.models_dir();
         let env = runtime::environment(&cfg.onnxruntime())?;
         let lock = runtime::read_lock(&dir)?;
         let threads = cfg.threads as usize;
-        let det = runtime::session(
-            env,
-            &runtime::check_model(&dir, DETECTOR_FILE, &lock)?,
-            threads,
-        )?;
-        let emb = runtime::session(
-            env,
-            &runtime::check_model(&dir, cfg.embedder.file(), &lock)?,
-            threads,
-        )?;
-        let live = runtime::session(
-            env,
-            &runtime::check_model(&dir, LIVENESS_FILE, &lock)?,
-            threads,
-        )?;
+        let side = if cfg.parallel { 1 } else { threads };
+        let open = |file: &str, threads: usize| {
+            runtime::session(env, &runtime::check_model(&dir, file, &lock)?, threads)
+        };
+        let det = open(DETECTOR_FILE, threads)?;
+        let emb = open(cfg.embedder.file(), side)?;
+        let live = open(LIVENESS_FILE, side)?;
+        let fas = open(FASNET_FILE, side)?;
         tracing::info!(
             embedder = cfg.embedder.name(),
             threads,
+            parallel = cfg.parallel,
             "vision models loaded"
         );
         Ok(Vision {
             detector: Detector::new(det, cfg.detect_size, cfg.detect_threshold),
             embedder: Embedder::new(emb, cfg.embedder),
             liveness: Liveness::new(live),
+            fasnet: Fasnet::new(fas),
             config: cfg.clone(),
+            since_dtn: 0,
+            frames_analysed: 0,
         })
     }
 
@@ -184,30 +236,61 @@ impl Vision {
         if guidance != Guidance::Ok {
             return Ok(out);
         }
-        if with_liveness {
+        // The DTN runs on a new track's first frame, then every `dtn_every`th.
+        let with_dtn =
+            with_liveness && (prev.is_none() || self.since_dtn + 1 >= self.config.dtn_every);
+        let dtn_thr = self.config.liveness_threshold;
+        self.frames_analysed += 1;
+        let crop = self.frames_analysed;
+        let parallel = self.config.parallel && with_liveness && with_embedding;
+        let Vision {
+            liveness: dtn,
+            fasnet,
+            embedder,
+            ..
+        } = self;
+        let t_all = Instant::now();
+        let live_part = |dtn: &mut Liveness, fasnet: &mut Fasnet| {
             let t = Instant::now();
-            let crop = liveness::crop(frame, &face);
-            let sharp = liveness::sharp_pixels(&crop);
-            if sharp < liveness::SHARP_MIN_PIXELS {
-                guidance = Guidance::HoldStill;
-                out.guidance = guidance;
-                out.times.liveness_ms = ms(t);
-                return Ok(out);
-            }
-            let score = self.liveness.infer(Liveness::preprocess(&crop))?;
-            out.liveness = Some(LivenessFrame {
-                score,
-                sharp_pixels: sharp,
-            });
-            out.times.liveness_ms = ms(t);
-        }
-        if with_embedding {
+            let r = pad_frame(dtn, fasnet, frame, &face, with_dtn, dtn_thr, Some(crop));
+            (r, ms(t))
+        };
+        let embed_part = |embedder: &mut Embedder| {
             let t = Instant::now();
             let crop = align::align_112(frame, &face.landmarks);
-            out.times.align_ms = ms(t);
+            let align_ms = ms(t);
             let t = Instant::now();
-            out.embedding = Some(self.embedder.embed(&[&crop])?.remove(0));
-            out.times.embed_ms = ms(t);
+            let r = embedder.embed(&[&crop]).map(|mut v| v.remove(0));
+            (r, align_ms, ms(t))
+        };
+        let (live, emb) = if parallel {
+            std::thread::scope(|s| {
+                let h = s.spawn(|| embed_part(embedder));
+                let l = live_part(dtn, fasnet);
+                (Some(l), Some(h.join().expect("embedding thread")))
+            })
+        } else {
+            (
+                with_liveness.then(|| live_part(dtn, fasnet)),
+                with_embedding.then(|| embed_part(embedder)),
+            )
+        };
+        out.times.analysis_ms = ms(t_all);
+        if let Some((r, t)) = live {
+            out.times.liveness_ms = t;
+            let obs = r?;
+            self.since_dtn = if with_dtn { 0 } else { self.since_dtn + 1 };
+            if obs.sharp_pixels < liveness::SHARP_MIN_PIXELS {
+                guidance = Guidance::HoldStill;
+                out.guidance = guidance;
+                return Ok(out);
+            }
+            out.liveness = Some(obs);
+        }
+        if let Some((r, align_ms, embed_ms)) = emb {
+            out.times.align_ms = align_ms;
+            out.times.embed_ms = embed_ms;
+            out.embedding = Some(r?);
         }
         Ok(out)
     }

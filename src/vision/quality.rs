@@ -13,6 +13,8 @@ use std::collections::VecDeque;
 use serde::Serialize;
 
 use super::detect::Face;
+use super::flat::{self, Landmarks};
+use super::fusion;
 use super::liveness::{LivenessFrame, SHARP_MIN_PIXELS};
 use crate::base::config::VisionConfig;
 use crate::base::frame::Frame;
@@ -166,50 +168,64 @@ pub enum LivenessDecision {
         /// Good frames so far.
         frames: usize,
     },
-    /// Most good frames look live.
+    /// The fused attack score is below the threshold and nothing contradicts it.
     Live {
-        /// Median spoof score.
+        /// Fused attack score of the attempt.
         score: f32,
     },
-    /// Most good frames look like a spoof.
+    /// The fused score is at or above the threshold, or the face moved as a plane.
     Spoof {
-        /// Median spoof score.
+        /// Fused attack score of the attempt.
         score: f32,
     },
     /// Evidence is inconclusive: ask for an active challenge.
     Weak {
-        /// Median spoof score.
+        /// Fused attack score of the attempt.
         score: f32,
         /// Why the evidence is weak.
         reason: String,
     },
 }
 
-/// Accumulates per-frame liveness observations and decides.
+/// Below the threshold by less than this, the fused score is too close to call alone: the
+/// person is asked to turn their head.
+pub const WEAK_MARGIN: f32 = 0.05;
+
+/// Accumulates per-frame liveness observations of one attempt and decides at score level:
+/// the median of each cue over the frames, fused (see [`super::fusion`]), with the
+/// flat-object test over the landmarks of the same frames.
 #[derive(Debug, Clone)]
 pub struct LivenessFusion {
-    /// Spoof-score threshold: a frame looks live below it.
+    /// Fused attack-score threshold: the attempt looks live below it.
     pub threshold: f32,
+    /// The DTN's own threshold, which puts its score on the common scale.
+    pub dtn_threshold: f32,
     /// Good frames needed before deciding.
     pub min_frames: usize,
-    window: VecDeque<(f32, bool, [[f32; 2]; 5])>,
+    window: VecDeque<(LivenessFrame, Landmarks)>,
 }
 
 impl LivenessFusion {
-    /// A fusion with the given threshold, deciding once `min_frames` good frames arrived.
+    /// A fusion with the given fused threshold, deciding once `min_frames` good frames arrived.
     pub fn new(threshold: f32, min_frames: usize) -> Self {
         LivenessFusion {
             threshold,
+            dtn_threshold: 0.2,
             min_frames: min_frames.max(1),
             window: VecDeque::new(),
         }
     }
 
+    /// The same fusion with the DTN's threshold set.
+    pub fn with_dtn_threshold(mut self, t: f32) -> Self {
+        self.dtn_threshold = t;
+        self
+    }
+
     /// Adds a good frame's observation (frames that failed the gates are not added).
     pub fn push(&mut self, obs: &LivenessFrame, face: &Face) {
-        let sharp = obs.sharp_pixels >= SHARP_MIN_PIXELS;
-        self.window.push_back((obs.score, sharp, face.landmarks));
-        while self.window.len() > self.min_frames * 2 {
+        self.window.push_back((obs.clone(), face.landmarks));
+        while self.window.len() > (self.min_frames * 3).max(8) {
             self.window.pop_front();
         }
     }
@@ -219,49 +235,79 @@ impl LivenessFusion {
         self.window.clear();
     }
 
-    /// The decision on the frames so far.
+    /// Good frames held.
+    pub fn frames(&self) -> usize {
+        self.window.len()
+    }
+
+    /// The landmarks of the frames held, oldest first.
+    pub fn landmarks(&self) -> Vec<Landmarks> {
+        self.window.iter().map(|w| w.1).collect()
+    }
+
+    /// The attempt's fused attack score: each cue's median over the frames, fused.
+    pub fn score(&self) -> Option<f32> {
+        let fasnet = fusion::median(self.window.iter().map(|w| w.0.fasnet))?;
+        let moire_db = fusion::median(self.window.iter().map(|w| w.0.moire_db))?;
+        let dtn = fusion::median(self.window.iter().filter_map(|w| w.0.dtn));
+        Some(fusion::fuse(
+            fusion::Cues {
+                fasnet,
+                dtn,
+                moire_db,
+            },
+            self.dtn_threshold,
+        ))
+    }
+
+    /// The decision on the frames so far. Fails closed: no DTN score yet is still pending, so
+    /// an attempt whose models cannot run ends at its deadline, never in an accept.
     pub fn decide(&self) -> LivenessDecision {
         let n = self.window.len();
-        if n < self.min_frames {
+        let has_dtn = self.window.iter().any(|w| w.0.dtn.is_some());
+        let Some(score) = self.score().filter(|_| n >= self.min_frames && has_dtn) else {
             return LivenessDecision::Pending { frames: n };
-        }
-        let mut scores: Vec<f32> = self.window.iter().map(|w| w.0).collect();
-        scores.sort_by(f32::total_cmp);
-        let median = scores[n / 2];
-        let live = self.window.iter().filter(|w| w.0 < self.threshold).count();
-        let sharp = self.window.iter().filter(|w| w.1).count();
+        };
+        let sharp = self
+            .window
+            .iter()
+            .filter(|w| w.0.sharp_pixels >= SHARP_MIN_PIXELS)
+            .count();
         // Landmark movement between consecutive frames, in pixels.
         let still = self
             .window
             .iter()
             .zip(self.window.iter().skip(1))
             .all(|(a, b)| {
-                a.2.iter()
-                    .zip(&b.2)
+                a.1.iter()
+                    .zip(&b.1)
                     .all(|(p, q)| (p[0] - q[0]).abs() < 1e-3 && (p[1] - q[1]).abs() < 1e-3)
             });
-        if live * 3 <= n {
-            return LivenessDecision::Spoof { score: median };
+        if score >= self.threshold {
+            return LivenessDecision::Spoof { score };
+        }
+        if flat::flatness(&self.landmarks()).0 == flat::Flatness::Planar {
+            return LivenessDecision::Spoof { score };
         }
         if sharp * 3 < n * 2 {
             return LivenessDecision::Weak {
-                score: median,
+                score,
                 reason: "face too blurred to judge".into(),
             };
         }
         if still {
             return LivenessDecision::Weak {
-                score: median,
+                score,
                 reason: "frames are identical: no natural motion".into(),
             };
         }
-        if live * 3 >= n * 2 {
-            return LivenessDecision::Live { score: median };
+        if score > self.threshold - WEAK_MARGIN {
+            return LivenessDecision::Weak {
+                score,
+                reason: "attack score close to the threshold".into(),
+            };
         }
-        LivenessDecision::Weak {
-            score: median,
-            reason: "frames disagree".into(),
-        }
+        LivenessDecision::Live { score }
     }
 }
 
@@ -282,6 +328,8 @@ pub struct Challenge {
     pub kind: ChallengeKind,
     /// Yaw when it was asked.
     pub baseline: f32,
+    /// The landmarks when it was asked: a turn that a plane explains does not count.
+    pub start: Landmarks,
 }
 
 /// Yaw change (in inter-eye distances) that counts as a deliberate turn.
@@ -293,6 +341,7 @@ impl Challenge {
         Challenge {
             kind,
             baseline: yaw(face),
+            start: face.landmarks,
         }
     }
 
@@ -304,13 +353,15 @@ impl Challenge {
         }
     }
 
-    /// True once the face has turned far enough in the asked direction.
+    /// True once the face has turned far enough in the asked direction, and not as a flat
+    /// object turns (a print tilted toward the camera moves its landmarks by a homography).
     pub fn satisfied_by(&self, face: &Face) -> bool {
         let d = yaw(face) - self.baseline;
-        match self.kind {
+        let turned = match self.kind {
             ChallengeKind::TurnLeft => d > CHALLENGE_TURN,
             ChallengeKind::TurnRight => d < -CHALLENGE_TURN,
-        }
+        };
+        turned && flat::flatness(&[self.start, face.landmarks]).0 != flat::Flatness::Planar
     }
 }
 
@@ -332,11 +383,8 @@ mod tests {
         }
     }
 
-    fn obs(score: f32) -> LivenessFrame {
-        LivenessFrame {
-            score,
-            sharp_pixels: 500,
-        }
+    fn obs(attack: f32) -> LivenessFrame {
+        LivenessFrame::with_attack(attack, 500)
     }
 
     #[test]
@@ -390,6 +438,30 @@ mod tests {
         }
         assert!(
             matches!(still.decide(), LivenessDecision::Weak { ref reason, .. } if reason.contains("identical"))
+        );
+    }
+
+    #[test]
+    fn landmarks_that_move_as_a_plane_are_a_spoof_whatever_the_scores() {
+        let mut plane = flat::FACE_3D;
+        for p in &mut plane {
+            p[2] = 0.0;
+        }
+        let mut f = LivenessFusion::new(0.4, 3);
+        for (k, yaw) in [0.0f32, 0.5, 0.9].iter().enumerate() {
+            let landmarks =
+                flat::project(&plane, *yaw, 0.05 * k as f32, 6.0, 600.0, [320.0, 240.0]);
+            let face = Face {
+                bbox: [250.0, 170.0, 140.0, 160.0],
+                score: 0.9,
+                landmarks,
+            };
+            f.push(&obs(0.05), &face);
+        }
+        assert!(
+            matches!(f.decide(), LivenessDecision::Spoof { .. }),
+            "{:?}",
+            f.decide()
         );
     }
 

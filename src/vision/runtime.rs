@@ -94,14 +94,28 @@ pub fn check_model(
     Ok(path)
 }
 
+/// Session options a model file needs: the block-quantised SFace runs its quantise/dequantise
+/// pairs folded back into fp32 kernels (as fast as fp32, 11 MB on disk instead of 39 MB).
+fn file_options(path: &Path) -> &'static [(&'static str, &'static str)] {
+    match path.file_name().and_then(|f| f.to_str()) {
+        Some("face_recognition_sface_2021dec_int8.onnx") => &[("session.disable_quant_qdq", "1")],
+        _ => &[],
+    }
+}
+
 /// Builds a session with full graph optimisation and `threads` intra-op threads.
 pub fn session(env: &Environment, path: &Path, threads: usize) -> Result<Session, ModelError> {
     let err = |reason: String| ModelError::Model {
         path: path.to_owned(),
         reason: format!("fails to load: {reason}"),
     };
-    Session::builder(env)
-        .map_err(|e| err(e.to_string()))?
+    let mut builder = Session::builder(env).map_err(|e| err(e.to_string()))?;
+    for (k, v) in file_options(path) {
+        builder = builder
+            .with_config_entry(k, v)
+            .map_err(|e| err(e.to_string()))?;
+    }
+    builder
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| err(e.to_string()))?
         .with_intra_threads(threads.max(1))

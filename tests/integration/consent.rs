@@ -20,6 +20,7 @@ const THRESHOLDS: clockface::kiosk::events::Thresholds = clockface::kiosk::event
     verify: 0.5,
     identify: 0.6,
     liveness: 0.2,
+    dtn: 0.2,
     liveness_frames: 3,
 };
 

@@ -134,7 +134,7 @@ fn roster_add_then_enroll_from_photos_stores_encrypted_templates_only() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["templates"], 2);
-    assert_eq!(v["model"], "mobilefacenet");
+    assert_eq!(v["model"], "sface_int8", "the default embedder");
     let (_, show, _) = run(&["--data-dir", d, "device", "show", "--json"]);
     let s: serde_json::Value = serde_json::from_str(&show).unwrap();
     assert_eq!(

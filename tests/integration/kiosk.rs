@@ -94,6 +94,7 @@ fn start_with(
             let face = v.detect(&f).unwrap().remove(0);
             portraits.insert(name, replay::head_and_shoulders(&f, face.bbox));
         }
+        let model = v.config.embedder.name();
         let v = &mut v;
         let mut enrol = |store: &mut Store, id: &str, photos: &[&str]| {
             store.record_consent(id, true, "2026-01", "A1").unwrap();
@@ -101,7 +102,7 @@ fn start_with(
                 let f = photo(p);
                 let face = v.detect(&f).unwrap().remove(0);
                 store
-                    .add_template("A1", id, "mobilefacenet", &v.embed_face(&f, &face).unwrap())
+                    .add_template("A1", id, model, &v.embed_face(&f, &face).unwrap())
                     .unwrap();
             }
         };
@@ -475,7 +476,8 @@ async fn consent_declined_leaves_no_template_and_pin_works() {
         Arc::new(SystemClock::new()),
     )
     .unwrap();
-    assert_eq!(store.template_count("E1", "mobilefacenet").unwrap(), 0);
+    let model = VisionConfig::default().embedder.name();
+    assert_eq!(store.template_count("E1", model).unwrap(), 0);
     assert!(!store.consent("E1").unwrap().unwrap().given);
 }
 
@@ -880,5 +882,52 @@ async fn the_update_notice_waits_for_a_check_in_then_holds_the_door_screen() {
     assert_eq!(
         records,
         vec![(Outcome::Accepted, "E1".into(), String::new())]
+    );
+}
+
+/// A kiosk where Alex has stood in front of the idle camera for 1.5 s and then left the frame.
+async fn alex_stood_in_front_and_turned_away() -> Harness {
+    let mut h = start(true, VisionConfig::default());
+    h.until("camera", |r| {
+        matches!(r, Report::Camera(CameraStatus::Live))
+    })
+    .await;
+    h.feed.show(h.person("obama.jpg"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    h.feed.show(Scene::Empty);
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_roll_gives_the_tap_the_face_already_in_front_of_the_camera() {
+    // Alex turns away as the badge touches the reader: only the pre-roll saw the face.
+    let mut h = alex_stood_in_front_and_turned_away().await;
+    h.badge.send("04A1B2C3".into()).unwrap();
+    let seen = h.verdict().await;
+    assert!(
+        seen.iter()
+            .any(|r| matches!(r, Report::Screen(Screen::Accepted { name, .. }) if name == "Alex")),
+        "{seen:#?}"
+    );
+    let (records, _) = h.finish().await;
+    assert_eq!(records[0].0, Outcome::Accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_face_that_left_before_the_tap_is_not_used() {
+    // A second after Alex left, someone taps Alex's badge with nobody in front.
+    let mut h = alex_stood_in_front_and_turned_away().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    h.badge.send("04A1B2C3".into()).unwrap();
+    let seen = h
+        .until("the PIN pad", |r| {
+            matches!(r, Report::Screen(Screen::PinPad { .. }))
+        })
+        .await;
+    assert!(
+        !seen
+            .iter()
+            .any(|r| matches!(r, Report::Screen(Screen::Accepted { .. }))),
+        "{seen:#?}"
     );
 }

@@ -26,6 +26,7 @@ const THRESHOLDS: Thresholds = Thresholds {
     verify: 0.5,
     identify: 0.6,
     liveness: 0.2,
+    dtn: 0.2,
     liveness_frames: 3,
 };
 
@@ -59,10 +60,7 @@ fn obs(score: f32, sim: f32, jitter: f32) -> Event {
     Event::Face(FaceObs {
         guidance: Some(Guidance::Ok),
         face: Some(face(140.0, jitter)),
-        liveness: Some(LivenessFrame {
-            score,
-            sharp_pixels: 400,
-        }),
+        liveness: Some(LivenessFrame::with_attack(score, 400)),
         similarity: Some(sim),
         ..Default::default()
     })
@@ -257,10 +255,7 @@ fn weak_evidence_asks_for_a_turn_and_a_turn_is_accepted() {
             Event::Face(FaceObs {
                 guidance: Some(Guidance::Ok),
                 face: Some(face(130.0, 0.0)),
-                liveness: Some(LivenessFrame {
-                    score: 0.05,
-                    sharp_pixels: 400
-                }),
+                liveness: Some(LivenessFrame::with_attack(0.05, 400)),
                 similarity: Some(0.8),
                 ..Default::default()
             }),
@@ -272,10 +267,7 @@ fn weak_evidence_asks_for_a_turn_and_a_turn_is_accepted() {
         Event::Face(FaceObs {
             guidance: Some(Guidance::Ok),
             face: Some(face(150.0, 0.0)),
-            liveness: Some(LivenessFrame {
-                score: 0.05,
-                sharp_pixels: 400,
-            }),
+            liveness: Some(LivenessFrame::with_attack(0.05, 400)),
             similarity: Some(0.78),
             ..Default::default()
         }),
@@ -588,10 +580,7 @@ fn face_only_identifies_from_idle_when_policy_allows() {
             Event::Face(FaceObs {
                 guidance: Some(Guidance::Ok),
                 face: Some(face(140.0, j)),
-                liveness: Some(LivenessFrame {
-                    score: 0.05,
-                    sharp_pixels: 300,
-                }),
+                liveness: Some(LivenessFrame::with_attack(0.05, 300)),
                 identified: Some((p.clone(), 0.75)),
                 ..Default::default()
             }),

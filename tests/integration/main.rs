@@ -23,6 +23,7 @@ mod kiosk;
 mod layers;
 mod machine;
 mod ota;
+mod pad;
 mod privacy;
 mod probe;
 mod roster;

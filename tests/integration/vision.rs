@@ -2,7 +2,6 @@
 //! and scikit-image), with the real models through ONNX Runtime.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use clockface::base::config::VisionConfig;
 use clockface::base::frame::Frame;
@@ -10,25 +9,7 @@ use clockface::camera::replay;
 use clockface::vision::quality::{LivenessDecision, LivenessFusion};
 use clockface::vision::{FaceAvailability, Vision, embed::cosine};
 
-fn photo(name: &str) -> Frame {
-    let p = clockface::base::config::dev_cache()
-        .join("photos")
-        .join(name);
-    Frame::open(&p).unwrap_or_else(|e| panic!("{e} (run models/fetch.py)"))
-}
-
-/// One loaded pipeline shared by the tests of this file (ONNX Runtime allows one environment
-/// per process; sessions are reused).
-fn vision() -> std::sync::MutexGuard<'static, Vision> {
-    static V: std::sync::OnceLock<Mutex<Vision>> = std::sync::OnceLock::new();
-    V.get_or_init(|| {
-        Mutex::new(
-            Vision::load(&VisionConfig::default()).expect("models load (run models/fetch.py)"),
-        )
-    })
-    .lock()
-    .unwrap_or_else(|e| e.into_inner())
-}
+use crate::common::{photo, vision};
 
 const PORTRAITS: [&str; 5] = [
     "obama.jpg",
@@ -73,7 +54,7 @@ fn camera_frame(f: &Frame, seed: u64) -> Frame {
 /// Spoof score of the degraded frame at the clean frame's face (the degradation does not move
 /// the face; it may stop the detector finding it, which would also stop a check-in).
 fn score_at(v: &mut Vision, f: &Frame, face: &clockface::vision::detect::Face) -> f32 {
-    v.liveness.check(f, face).unwrap().score
+    v.liveness.check(f, face).unwrap().0
 }
 
 #[test]
@@ -155,10 +136,8 @@ fn fused_liveness_is_live_on_sharp_real_portraits() {
     let mut v = vision();
     for name in SHARP {
         let still = photo(name);
-        let mut fusion = LivenessFusion::new(
-            v.config.liveness_threshold,
-            v.config.liveness_frames as usize,
-        );
+        let mut fusion =
+            LivenessFusion::new(v.config.pad_threshold, v.config.liveness_frames as usize);
         let mut prev = None;
         for seed in 0..5 {
             let frame = camera_frame(&still, seed);
@@ -308,8 +287,14 @@ fn rust_agrees_with_opencv_and_python_onnxruntime() {
         .output()
         .unwrap();
     let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("embed JSON");
+    // The reference runs MobileFaceNet, whatever the kiosk's default embedder is.
+    let mut mfn = Vision::load(&VisionConfig {
+        embedder: clockface::base::config::EmbedderKind::Mobilefacenet,
+        ..VisionConfig::default()
+    })
+    .unwrap();
     for (i, (_, crop)) in crops.iter().enumerate() {
-        let ours = v.embedder.embed(&[crop]).unwrap().remove(0);
+        let ours = mfn.embedder.embed(&[crop]).unwrap().remove(0);
         let t: Vec<f32> = theirs[i]["embedding"]
             .as_array()
             .unwrap()

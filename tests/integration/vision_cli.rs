@@ -50,7 +50,11 @@ fn liveness_json_has_score_live_and_reason() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["live"], true);
     assert_eq!(v[0]["reason"], "live");
-    assert!(v[0]["score"].as_f64().unwrap() < 0.2);
+    assert!(v[0]["score"].as_f64().unwrap() < v[0]["threshold"].as_f64().unwrap());
+    // Every cue the fused score rests on is reported.
+    for cue in ["dtn", "fasnet", "moire_db"] {
+        assert!(v[0]["cues"][cue].is_number(), "{cue}: {}", v[0]);
+    }
     // The astronaut's face is small and soft: the sharpness gate refuses to call it live.
     assert_eq!(v[1]["live"], false);
     assert!(
@@ -73,12 +77,12 @@ fn compare_json_with_both_embedders() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["match"], true);
     assert_eq!(v["threshold"], 0.5);
-    assert_eq!(v["embedder"], "mobilefacenet");
+    assert_eq!(v["embedder"], "sface_int8", "the default embedder");
 
-    // SFace through a config file, with its own default threshold (0.363).
+    // MobileFaceNet through a config file, with its own default threshold (0.5).
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[vision]\nembedder = \"sface\"\n").unwrap();
+    std::fs::write(&cfg, "[vision]\nembedder = \"mobilefacenet\"\n").unwrap();
     let c = cfg.to_str().unwrap();
     let (code, out, err) = run(&[
         "--config",
@@ -91,8 +95,8 @@ fn compare_json_with_both_embedders() {
     ]);
     assert_eq!(code, 0, "{err}");
     let same: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(same["embedder"], "sface");
-    assert!((same["threshold"].as_f64().unwrap() - 0.363).abs() < 1e-6);
+    assert_eq!(same["embedder"], "mobilefacenet");
+    assert!((same["threshold"].as_f64().unwrap() - 0.5).abs() < 1e-6);
     assert_eq!(same["match"], true, "{same}");
     let (_, out, _) = run(&[
         "--config",

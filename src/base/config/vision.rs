@@ -13,6 +13,10 @@ pub enum EmbedderKind {
     Mobilefacenet,
     /// SFace, 128 dimensions, ~39 MB, slower.
     Sface,
+    /// SFace block-quantised to int8 by OpenCV Zoo, ~11 MB, run at fp32 speed.
+    #[serde(rename = "sface_int8")]
+    #[value(name = "sface_int8")]
+    SfaceInt8,
 }
 
 impl EmbedderKind {
@@ -21,6 +25,7 @@ impl EmbedderKind {
         match self {
             EmbedderKind::Mobilefacenet => "mobilefacenet.onnx",
             EmbedderKind::Sface => "face_recognition_sface_2021dec.onnx",
+            EmbedderKind::SfaceInt8 => "face_recognition_sface_2021dec_int8.onnx",
         }
     }
 
@@ -29,6 +34,7 @@ impl EmbedderKind {
         match self {
             EmbedderKind::Mobilefacenet => "mobilefacenet",
             EmbedderKind::Sface => "sface",
+            EmbedderKind::SfaceInt8 => "sface_int8",
         }
     }
 
@@ -36,19 +42,36 @@ impl EmbedderKind {
     pub fn dims(self) -> usize {
         match self {
             EmbedderKind::Mobilefacenet => 192,
-            EmbedderKind::Sface => 128,
+            EmbedderKind::Sface | EmbedderKind::SfaceInt8 => 128,
         }
     }
 
-    /// Default 1:1 cosine threshold: between the same-person and different-person scores seen
-    /// on aligned sample photos (MobileFaceNet ~0.79 vs < 0.21; SFace's published 0.363).
+    /// Largest roster face-only identification suits: FPIR stays ≤ 1 % while
+    /// 1 − (1 − FMR)^N ≤ 0.01. From 16,163 impostor pairs of 187 wild faces aligned as the
+    /// kiosk aligns: SFace leaves no impostor at its identify threshold, so FMR ≤ 3/16,163 and
+    /// N ≤ 53; MobileFaceNet falsely matches 1.2 × 10⁻³ at 0.5, so N ≤ 8.
+    pub fn face_only_max_roster(self) -> u64 {
+        match self {
+            EmbedderKind::Mobilefacenet => 8,
+            EmbedderKind::Sface | EmbedderKind::SfaceInt8 => 53,
+        }
+    }
+
+    /// Default 1:1 cosine threshold. SFace: 0.5, above the worst of 16,163 impostor pairs of
+    /// wild faces (0.47; FMR ≤ 3/16,163) and below every genuine pair seen (≥ 0.60 here, ≥ 0.66
+    /// there) — OpenCV's published 0.363 lets far more strangers through. MobileFaceNet: 0.5,
+    /// where it falsely matches 1.2 × 10⁻³ of those pairs (its worst impostor scores 0.652).
     pub fn default_threshold(self) -> f32 {
         match self {
             EmbedderKind::Mobilefacenet => 0.5,
-            EmbedderKind::Sface => 0.363,
+            EmbedderKind::Sface | EmbedderKind::SfaceInt8 => 0.5,
         }
     }
 }
+
+/// The fused attack-score threshold chosen on the synthetic attack sets (see the README's
+/// PAD table).
+pub const DEFAULT_PAD_THRESHOLD: f32 = 0.35;
 
 /// `[vision]` in the config file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -60,7 +83,8 @@ pub struct VisionConfig {
     /// Path of `libonnxruntime.so.1.32.0`. Default: `ORT_DYLIB_PATH`, then
     /// `/usr/lib/clockface/`, then the developer cache.
     pub onnxruntime: Option<PathBuf>,
-    /// Embedding model: "mobilefacenet" (default, fast) or "sface".
+    /// Embedding model: "sface_int8" (default), "sface" or "mobilefacenet" (fast, but with
+    /// ~10x the false matches).
     pub embedder: EmbedderKind,
     /// Threads each model may use. 1–8. Default 2.
     pub threads: u32,
@@ -70,13 +94,29 @@ pub struct VisionConfig {
     /// Minimum detection score, 0–1. Default 0.8.
     pub detect_threshold: f32,
     /// 1:1 cosine similarity needed to accept a badge holder's face, 0–1. Default: the
-    /// embedder's (MobileFaceNet 0.5, SFace 0.363).
+    /// embedder's (0.5 for both; see `EmbedderKind::default_threshold`).
     pub match_threshold: Option<f32>,
     /// 1:N similarity needed to identify someone by face alone, 0–1. Default: the 1:1
     /// threshold + 0.1, since a wrong 1:N match has no badge to back it.
     pub identify_threshold: Option<f32>,
-    /// Spoof score below which a frame looks live. Default 0.2 (the model's own cut-off).
+    /// The DTN's spoof score at which that model alone says "spoof". Default 0.2 (the
+    /// model's own cut-off); it puts the DTN on the fused scale (see `pad_threshold`).
     pub liveness_threshold: f32,
+    /// Fused attack score (DTN, MiniFASNet, moiré; 0–1) at or above which an attempt is
+    /// refused as a presentation attack. Default chosen on the labelled synthetic attack sets
+    /// (`clockface vision pad-report`).
+    pub pad_threshold: f32,
+    /// The DTN (≈90 ms a call) runs on the first frame of a tracked face and then every
+    /// `dtn_every`th frame; MiniFASNet and the moiré cue run on every frame. 1–10. Default 3.
+    pub dtn_every: u32,
+    /// Face-only identification: the best match must beat the second-best person by this
+    /// much cosine similarity, 0–1. Default 0.08.
+    pub identify_margin: f32,
+    /// Run one frame's liveness and embedding side by side on two threads. Default true.
+    pub parallel: bool,
+    /// Analyse the face in front of the idle kiosk before the tap (the last second, in memory
+    /// only), so the verdict follows the tap at once. Default true.
+    pub preroll: bool,
     /// Good frames the liveness decision needs. 1–10. Default 3.
     pub liveness_frames: u32,
     /// Smallest face side, in camera pixels, accepted as "close enough". Default 80.
@@ -88,13 +128,18 @@ impl Default for VisionConfig {
         VisionConfig {
             models_dir: None,
             onnxruntime: None,
-            embedder: EmbedderKind::Mobilefacenet,
+            embedder: EmbedderKind::SfaceInt8,
             threads: 2,
             detect_size: 320,
             detect_threshold: 0.8,
             match_threshold: None,
             identify_threshold: None,
             liveness_threshold: 0.2,
+            pad_threshold: DEFAULT_PAD_THRESHOLD,
+            dtn_every: 3,
+            identify_margin: 0.08,
+            parallel: true,
+            preroll: true,
             liveness_frames: 3,
             min_face_px: 80,
         }
@@ -147,12 +192,20 @@ impl VisionConfig {
             ("vision.match_threshold", self.match_threshold),
             ("vision.identify_threshold", self.identify_threshold),
             ("vision.liveness_threshold", Some(self.liveness_threshold)),
+            ("vision.pad_threshold", Some(self.pad_threshold)),
+            ("vision.identify_margin", Some(self.identify_margin)),
         ] {
             if let Some(v) = v
                 && !(0.0..=1.0).contains(&v)
             {
                 out.push((key, format!("{v} is out of range; allowed: 0 to 1")));
             }
+        }
+        if !(1..=10).contains(&self.dtn_every) {
+            out.push((
+                "vision.dtn_every",
+                format!("{} is out of range; allowed: 1 to 10", self.dtn_every),
+            ));
         }
         if !(1..=10).contains(&self.liveness_frames) {
             out.push((

@@ -17,6 +17,7 @@ pub(crate) mod hr;
 pub(crate) mod hub;
 pub(crate) mod measure;
 pub mod pgtmp;
+pub(crate) mod pipeline;
 pub(crate) mod store;
 pub(crate) mod sync;
 pub(crate) mod vision;

@@ -59,6 +59,8 @@ pub fn vision(
     for threads in [1u32, 2] {
         let mut c = cfg.clone();
         c.threads = threads;
+        // Each model on `threads` threads, one after the other (`pipeline` measures both).
+        c.parallel = false;
         let mut v = Vision::load(&c).map_err(err)?;
         let mut st: [Vec<f64>; 9] = Default::default();
         let templates: Vec<Vec<f32>> = images
@@ -228,7 +230,12 @@ pub fn vision(
     let py = crate::base::config::dev_cache().join("venv/bin/python");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/reference.py");
     let mut ratios = Vec::new();
-    if py.exists() && script.exists() {
+    if cfg.embedder != crate::base::config::EmbedderKind::Mobilefacenet {
+        p(format!(
+            "Python reference runs MobileFaceNet: for the Rust/Python ratio run with [vision] embedder = \"mobilefacenet\" (now {})",
+            cfg.embedder.name()
+        ))?;
+    } else if py.exists() && script.exists() {
         for run in &runs {
             let output = std::process::Command::new(&py)
                 .arg(&script)
@@ -258,11 +265,15 @@ pub fn vision(
     } else {
         p("Python reference not found (run models/fetch.py): no Rust/Python ratio".into())?;
     }
+    let pipeline = super::pipeline::pipeline(cfg, &images, frames, out)?;
     let rss = peak_rss_mib();
-    p(format!(
-        "peak RSS {rss:.1} MiB (both thread settings' models loaded in turn, 100k-template gallery)"
-    ))?;
+    writeln!(
+        out,
+        "peak RSS {rss:.1} MiB (all four models loaded, in turn per setting; 100k-template gallery)"
+    )
+    .map_err(|e| Error::io("stdout", e))?;
     Ok(serde_json::json!({
+        "pipeline": pipeline,
         "runs": runs,
         "one_to_n_100k_ms": n_fast,
         "one_to_n_exact_ms": n_exact,

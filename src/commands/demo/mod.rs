@@ -217,7 +217,8 @@ fn run_with_window(
         store,
         (vision, availability),
         clock.clone(),
-        10,
+        // A USB camera's rate: pre-roll analyses the newest frame as each analysis ends.
+        30,
     );
     let mut kiosk = kiosk.with_hr()?;
     let probe =
@@ -308,6 +309,7 @@ fn run_with_window(
 
             s.at(8, 57, "Alex arrives");
             s.show(Scene::Person(alex.clone()), "Alex");
+            s.approach().await;
             s.tap("04A1B2C3", "Alex");
             if !face {
                 s.pin_when_asked("482913", 1).await?;
@@ -320,6 +322,7 @@ fn run_with_window(
 
             s.at(9, 5, "an impostor: Alex holds Sam's badge");
             s.show(Scene::Person(alex_other.clone()), "Alex (with Sam's badge)");
+            s.approach().await;
             s.tap("04D4E5F6", "the impostor");
             s.pin_when_asked("000000", 3).await?;
             s.done().await?;
@@ -333,6 +336,7 @@ fn run_with_window(
                 Scene::Person(sam_on_phone.clone()),
                 "a phone screen showing Sam",
             );
+            s.approach().await;
             s.tap("04D4E5F6", "the attacker");
             s.until(40, "the PIN pad", |r| {
                 matches!(r, Report::Screen(Screen::PinPad { .. }))
@@ -343,6 +347,7 @@ fn run_with_window(
 
             s.at(9, 31, "Sam arrives");
             s.show(Scene::Person(sam.clone()), "Sam");
+            s.approach().await;
             s.tap("04D4E5F6", "Sam");
             if !face {
                 s.pin_when_asked("615370", 1).await?;
@@ -374,6 +379,7 @@ fn run_with_window(
 
             s.at(17, 30, "Sam leaves");
             s.show(Scene::Person(sam.clone()), "Sam");
+            s.approach().await;
             s.tap("04D4E5F6", "Sam");
             if !face {
                 s.pin_when_asked("615370", 1).await?;

@@ -324,6 +324,12 @@ impl Script<'_> {
         let _ = self.badge.send(badge.into());
     }
 
+    /// The last steps to the door and the hand going to the reader: about a second in front
+    /// of the camera before the badge touches it (what pre-roll uses).
+    pub(super) async fn approach(&mut self) {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+
     pub(super) fn show(&mut self, scene: Scene, what: &str) {
         self.line(&format!("camera sees: {what}"));
         self.feed.show(scene);

@@ -9,6 +9,9 @@ use crate::vision::quality::{
     Challenge, ChallengeKind, Guidance, LivenessDecision, LivenessFusion,
 };
 
+/// Boxes of consecutive frames overlapping less than this are different faces.
+pub const SAME_FACE_IOU: f32 = 0.3;
+
 impl Machine {
     pub(super) fn start_capture(
         &mut self,
@@ -25,7 +28,8 @@ impl Machine {
             person,
             method,
             deadline: now.mono_ms + self.policy.capture_seconds as u64 * 1000,
-            fusion: LivenessFusion::new(self.thr.liveness, self.thr.liveness_frames),
+            fusion: LivenessFusion::new(self.thr.liveness, self.thr.liveness_frames)
+                .with_dtn_threshold(self.thr.dtn),
             sims: Vec::new(),
             prev: None,
             challenge: None,
@@ -138,6 +142,14 @@ impl Machine {
             self.state = State::Capture(Box::new(c));
             return vec![Effect::Show(screen)];
         };
+        // Another face than the one the evidence so far is about: start the evidence afresh.
+        if c.prev
+            .as_ref()
+            .is_some_and(|p| p.iou(&face) < SAME_FACE_IOU)
+        {
+            c.fusion.reset();
+            c.sims.clear();
+        }
         c.fusion.push(&live, &face);
         c.sims.push(sim);
         c.prev = Some(face.clone());

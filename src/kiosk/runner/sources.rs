@@ -36,6 +36,7 @@ impl Runner {
                 Vec::new()
             };
         }
+        self.feed.armed = p.is_some();
         let _g = self.span.enter();
         tracing::info!(known = p.is_some(), "badge read");
         Ok(Some(Event::Badge { person: p }))
@@ -131,6 +132,10 @@ impl Runner {
     /// The vision worker finished a frame.
     pub(super) fn on_vision(&mut self, done: Done) -> Result<Option<Event>> {
         self.feed.busy = false;
+        if done.request == crate::kiosk::events::VisionRequest::Track {
+            self.on_track(done.obs);
+            return Ok(None);
+        }
         let mut obs = done.obs;
         self.feed.prev_face = obs.face.clone();
         if let Some((id, score)) = done.identified

@@ -31,6 +31,8 @@ pub struct Job {
 
 /// What the vision worker found: the observation, and for 1:N the employee id matched.
 pub struct Done {
+    /// What was asked for (pre-roll frames go to the pre-roll, not to the machine).
+    pub request: VisionRequest,
     /// The observation for the machine.
     pub obs: FaceObs,
     /// Who the face is, by 1:N search, with the similarity.
@@ -51,6 +53,7 @@ pub fn run(
             Err(e) => {
                 tracing::warn!(error = %e, "frame analysis failed");
                 let _ = done.send(Done {
+                    request: job.request,
                     obs: FaceObs::default(),
                     identified: None,
                 });
@@ -68,16 +71,27 @@ pub fn run(
             match &job.request {
                 VisionRequest::Verify(_) => obs.similarity = matcher::verify(e, &job.templates),
                 VisionRequest::Identify => {
+                    // The margin rule: the best person must beat everyone else clearly.
                     let g = gallery.lock().unwrap();
-                    if let Some(hit) = g.0.best(e) {
+                    if let Some((hit, second)) = g.0.best_and_runner_up(e)
+                        && second.is_none_or(|s| hit.score - s >= v.config.identify_margin)
+                    {
                         identified = Some((g.1[g.0.owner(hit.index) as usize].clone(), hit.score));
                     }
                 }
-                VisionRequest::Enrol => obs.embedding = Some(e.clone()),
+                VisionRequest::Enrol | VisionRequest::Track => obs.embedding = Some(e.clone()),
                 VisionRequest::Off => {}
             }
         }
-        if done.send(Done { obs, identified }).is_err() {
+        let request = job.request;
+        if done
+            .send(Done {
+                request,
+                obs,
+                identified,
+            })
+            .is_err()
+        {
             return;
         }
     }

@@ -184,3 +184,26 @@ impl Drop for SmallDisk {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// A real test photo fetched by models/fetch.py.
+pub fn photo(name: &str) -> clockface::base::frame::Frame {
+    let p = clockface::base::config::dev_cache()
+        .join("photos")
+        .join(name);
+    clockface::base::frame::Frame::open(&p).unwrap_or_else(|e| panic!("{e} (run models/fetch.py)"))
+}
+
+/// One loaded pipeline shared by the vision tests (ONNX Runtime allows one environment per
+/// process; sessions are reused).
+pub fn vision() -> std::sync::MutexGuard<'static, clockface::vision::Vision> {
+    use clockface::base::config::VisionConfig;
+    use clockface::vision::Vision;
+    static V: std::sync::OnceLock<std::sync::Mutex<Vision>> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        std::sync::Mutex::new(
+            Vision::load(&VisionConfig::default()).expect("models load (run models/fetch.py)"),
+        )
+    })
+    .lock()
+    .unwrap_or_else(|e| e.into_inner())
+}
