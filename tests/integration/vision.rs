@@ -225,12 +225,11 @@ fn a_corrupt_or_missing_model_is_named_and_face_checkin_is_unavailable() {
         "{reason}"
     );
 
-    std::fs::remove_file(dir.path().join("mobilefacenet.onnx")).unwrap();
+    // The embedder is checked before the liveness models: its absence is what is named.
+    let embedder = cfg.embedder.file();
+    std::fs::remove_file(dir.path().join(embedder)).unwrap();
     let e = Vision::load(&cfg).err().unwrap().to_string();
-    assert!(
-        e.contains("mobilefacenet.onnx") && e.contains("cannot read"),
-        "{e}"
-    );
+    assert!(e.contains(embedder) && e.contains("cannot read"), "{e}");
 
     std::fs::remove_file(dir.path().join("models.lock.json")).unwrap();
     let e = Vision::load(&cfg).err().unwrap().to_string();
