@@ -147,15 +147,20 @@ pub fn similarities(v: &mut Vision, path: &Path) -> Result<Similarities> {
 /// FNMR and FMR at the configured threshold (used by `pad-report --genuine-pairs`).
 pub fn pair_report(v: &mut Vision, cfg: &Config, path: &Path) -> Result<MatchReport> {
     let (genuine, impostor, _) = similarities(v, path)?;
+    Ok(rates_at(cfg, &genuine, &impostor))
+}
+
+/// FNMR and FMR of measured similarities at the configured 1:1 threshold.
+fn rates_at(cfg: &Config, genuine: &[f32], impostor: &[f32]) -> MatchReport {
     let t = cfg.vision.match_threshold();
-    Ok(MatchReport {
+    MatchReport {
         embedder: cfg.vision.embedder.name(),
         threshold: t,
         fnmr: Rate::new(genuine.iter().filter(|&&s| s < t).count(), genuine.len()),
         fmr: Rate::new(impostor.iter().filter(|&&s| s >= t).count(), impostor.len()),
         worst_impostor: impostor.iter().cloned().reduce(f32::max),
         worst_genuine: genuine.iter().cloned().reduce(f32::min),
-    })
+    }
 }
 
 /// One embedder's figures.
@@ -207,8 +212,8 @@ pub fn match_report(
         c.vision = vc.clone();
         let mut v =
             Vision::load(&vc).map_err(|e| Error::Installation(format!("face models: {e}")))?;
-        let at_default = pair_report(&mut v, &c, pairs)?;
         let (genuine, impostor, emb) = similarities(&mut v, pairs)?;
+        let at_default = rates_at(&c, &genuine, &impostor);
         // 1:N: the first photo of each person is the gallery, the rest are probes.
         let mut gallery: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
         let mut probes = Vec::new();

@@ -147,14 +147,16 @@ fn score_all(v: &mut Vision, images: &[PathBuf]) -> Result<Vec<Scored>> {
     Ok(out)
 }
 
-/// A decision rule: a name, its threshold, and the attack score it reads (0–1 scale).
-struct Method {
-    name: &'static str,
-    threshold: f32,
-    score: fn(&LivenessFrame, f32) -> f32,
+/// A decision rule: a name, its threshold, and the attack score it reads (0–1 scale, given
+/// the DTN's threshold). The report and its histograms read the same table.
+pub(crate) struct Method {
+    pub name: &'static str,
+    pub threshold: f32,
+    pub score: fn(&LivenessFrame, f32) -> f32,
 }
 
-fn methods(cfg: &Config) -> Vec<Method> {
+/// The methods reported side by side: each cue alone, then the fused score.
+pub(crate) fn methods(cfg: &Config) -> Vec<Method> {
     vec![
         Method {
             name: "dtn",

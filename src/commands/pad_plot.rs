@@ -9,8 +9,6 @@ use image::{Rgb, RgbImage};
 use super::pad::PadReport;
 use crate::base::config::Config;
 use crate::base::error::{Error, Result};
-use crate::vision::fusion;
-use crate::vision::liveness::LivenessFrame;
 
 const W: u32 = 720;
 const PANEL: u32 = 150;
@@ -26,9 +24,6 @@ const COLOURS: [[u8; 3]; 6] = [
     [0, 150, 160],
     [110, 110, 110],
 ];
-
-/// A method's attack score of one image's cues, given the DTN threshold.
-type Scorer = fn(&LivenessFrame, f32) -> f32;
 
 /// 3x5 glyphs for the labels (rows top to bottom, 3 bits each).
 fn glyph(c: char) -> [u8; 5] {
@@ -89,14 +84,7 @@ fn histogram(scores: &[f32]) -> [usize; BINS] {
 /// Writes the histograms PNG.
 pub fn histograms(r: &PadReport, cfg: &Config, path: &Path) -> Result<()> {
     let dtn_t = cfg.vision.liveness_threshold;
-    let methods: [(&str, f32, Scorer); 4] = [
-        ("dtn", 0.5, |c, t| {
-            c.dtn.map_or(1.0, |d| fusion::dtn_attack(d, t))
-        }),
-        ("fasnet", 0.5, |c, _| c.fasnet),
-        ("moire", 0.5, |c, _| fusion::moire_attack(c.moire_db)),
-        ("fused", cfg.vision.pad_threshold, |c, _| c.score),
-    ];
+    let methods = super::pad::methods(cfg);
     let h = PANEL * methods.len() as u32 + 30;
     let mut img = RgbImage::from_pixel(W, h, Rgb([255, 255, 255]));
     let kinds: Vec<&String> = r.attacks.keys().collect();
@@ -112,7 +100,8 @@ pub fn histograms(r: &PadReport, cfg: &Config, path: &Path) -> Result<()> {
         );
     }
     let plot_w = W - LEFT - 10;
-    for (m, (name, thr, score)) in methods.iter().enumerate() {
+    for (m, method) in methods.iter().enumerate() {
+        let (name, thr, score) = (method.name, method.threshold, method.score);
         let top = 30 + m as u32 * PANEL;
         let base = top + PANEL - 12;
         text(&mut img, 8, top + 50, name, [0, 0, 0]);

@@ -91,8 +91,7 @@ impl PreRoll {
     /// present) and forgets everything; a stale track gives nothing.
     pub fn take(&mut self, now: Instant) -> Vec<FaceObs> {
         let fresh = self.tracking(now);
-        let out = self
-            .entries
+        self.entries
             .drain(..)
             .filter(|_| fresh)
             .filter(|e| {
@@ -101,9 +100,7 @@ impl PreRoll {
                     && e.obs.embedding.is_some()
             })
             .map(|e| e.obs)
-            .collect();
-        self.entries.clear();
-        out
+            .collect()
     }
 
     /// Forgets the track.
